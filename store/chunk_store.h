@@ -1,0 +1,229 @@
+// ChunkStore: the deduplicating, content-addressed chunk store (store/FORMAT.md).
+//
+// A store directory holds append-only pack files (packs/pack-NNNNNN.lbp) with
+// self-describing records (chunks, blob manifests, removal tombstones) and a RocksDB
+// index (index/) that can always be rebuilt from the packs (RebuildIndex).
+//
+// Two ways to open it (ChunkStoreOptions::writable):
+//  - writer (the `lazyblob` tool): takes an exclusive flock on <store>/LOCK; a second
+//    writer gets kBusy "store DIR is locked by another writer (pid N)". Only a writer may
+//    ImportBlob / Remove / Gc. A writer can also read.
+//  - reader (the daemon, verify/export tools): opens RocksDB as a secondary instance, so
+//    it keeps reading while a writer imports. OpenBlob/ReadChunk catch up with the
+//    writer once on a miss. Works with or without a running writer.
+//
+// Serving safety: a daemon opens with hold_serving_lock (LOCK_SH on <store>/SERVING) and
+// takes a BlobLease per blob it has open. Remove of a leased blob and Gc while any daemon
+// holds SERVING fail with kBusy (FORMAT.md "Locks").
+//
+// Crash safety: pack bytes are written and fsynced before the index batch that refers
+// to them (sync=true); a blob's record is committed last. A crash at any point leaves a
+// store that verifies clean; the writer truncates uncommitted pack tails when it opens.
+//
+// Thread-safety: all methods are thread-safe. OpenBlob/ReadChunk/LeaseBlob never take a
+// store-wide lock (many daemon workers read at once). Writer operations (ImportBlob,
+// Remove, Gc) are serialized with each other. Returned BlobMaps are immutable and
+// independent of the store's lifetime. Callbacks run on the calling thread.
+#ifndef LAZYBLOB_STORE_CHUNK_STORE_H_
+#define LAZYBLOB_STORE_CHUNK_STORE_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/chunk_source.h"
+#include "core/status.h"
+#include "store/blob_lease.h"
+#include "store/chunker.h"
+
+namespace lazyblob {
+
+using Sha256Digest = std::array<std::uint8_t, 32>;
+
+struct ChunkStoreOptions {
+  std::string path;                // the store directory
+  bool writable = false;           // writer (exclusive LOCK) or secondary reader
+  bool create_if_missing = false;  // writer only: create the directory and an empty store
+  // Recorded in the store's meta at creation; the default for ImportOptions::chunker.
+  ChunkerOptions default_chunker;
+  // Reader only: hold LOCK_SH on <store>/SERVING while open (the daemon sets this).
+  bool hold_serving_lock = false;
+  // Reader only: RocksDB secondary directory; default /tmp/lazyblob-secondary-<pid>-<n>,
+  // removed on close.
+  std::string secondary_path;
+  // A writer starts a new pack once the current one is at least this big.
+  std::uint64_t pack_target_bytes = 1ull << 30;
+  // Threads hashing and compressing during import; 0 = hardware concurrency.
+  int import_threads = 0;
+
+  Status Validate() const;
+};
+
+struct ImportOptions {
+  // Blob id: 1..255 bytes, no ',', '/', NUL, whitespace or control characters.
+  // Empty: derived from the content (first 32 hex digits of the blob's SHA-256).
+  std::string id;
+  std::optional<ChunkerOptions> chunker;  // default: the store's default chunker
+  int zstd_level = 3;                     // 1..19; chunks that do not shrink stay raw
+
+  Status Validate() const;
+};
+
+// Called from the importing thread with monotonically growing bytes_done.
+using ImportProgress = std::function<void(std::uint64_t bytes_done, std::uint64_t bytes_total)>;
+
+struct ImportResult {
+  std::string id;
+  std::uint64_t size = 0;
+  std::uint64_t chunks = 0;            // chunks in the blob's map
+  std::uint64_t new_chunks = 0;        // chunks not in the store before
+  std::uint64_t new_stored_bytes = 0;  // pack bytes written for them (records included)
+  bool already_present = false;        // same id + same content was already stored
+};
+
+struct BlobInfo {
+  std::string id;
+  std::uint64_t size = 0;
+  std::uint64_t chunk_count = 0;
+  ChunkerOptions chunker;
+  Sha256Digest sha256{};  // of the whole blob
+  std::int64_t created_unix_s = 0;
+};
+
+struct StoreStats {
+  std::uint64_t blobs = 0;
+  std::uint64_t chunks = 0;         // unique chunks in the index
+  std::uint64_t logical_bytes = 0;  // sum of blob sizes
+  std::uint64_t unique_bytes = 0;   // sum of raw lengths of unique chunks
+  std::uint64_t stored_bytes = 0;   // sum of stored (compressed) payload lengths
+  double dedup_ratio = 1.0;         // logical_bytes / unique_bytes
+  double compression_ratio = 1.0;   // unique_bytes / stored_bytes
+  std::uint64_t packs = 0;
+  std::uint64_t pack_file_bytes = 0;  // sizes of all pack files
+};
+
+struct CorruptChunk {
+  ChunkKey key;
+  std::uint32_t pack_id = 0;
+  std::uint64_t offset = 0;        // of the record in the pack
+  std::string reason;              // "payload hash mismatch", "header checksum", ...
+  std::vector<std::string> blobs;  // ids of blobs whose maps use this chunk
+};
+
+struct MissingChunk {
+  ChunkKey key;
+  std::vector<std::string> blobs;  // blobs that reference a chunk the index lacks
+};
+
+struct VerifyReport {
+  std::uint64_t blobs_checked = 0;
+  std::uint64_t chunks_checked = 0;
+  std::vector<CorruptChunk> corrupt;
+  std::vector<MissingChunk> missing;
+  bool clean() const { return corrupt.empty() && missing.empty(); }
+};
+
+// chunks_done / chunks_total, from the verifying thread.
+using VerifyProgress = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+struct GcResult {
+  bool dry_run = false;
+  std::uint64_t chunks_removed = 0;
+  std::uint64_t bytes_reclaimed = 0;  // pack file bytes freed (or that would be)
+  std::uint64_t packs_rewritten = 0;  // packs copied without their dead records
+  std::uint64_t packs_deleted = 0;    // packs removed (rewritten ones included)
+};
+
+struct RebuildReport {
+  std::uint64_t packs_scanned = 0;
+  std::uint64_t chunks = 0;
+  std::uint64_t blobs = 0;          // live blobs restored
+  std::uint64_t removed_blobs = 0;  // ids whose newest record is a tombstone
+  std::uint64_t skipped_records = 0;
+  std::vector<std::string> problems;  // "pack 3: truncated record at offset N (crash?)"
+};
+
+class ChunkStore final : public ChunkSource {
+ public:
+  static Result<std::unique_ptr<ChunkStore>> Open(const ChunkStoreOptions& options);
+
+  // Deletes and recreates <path>/index from the packs alone. Takes the writer LOCK
+  // (kBusy if a writer runs); the store must not be open in this process as a writer.
+  static Result<RebuildReport> RebuildIndex(const ChunkStoreOptions& options);
+
+  // 1..255 bytes; no ',', '/', NUL, whitespace or control characters.
+  static Status ValidateBlobId(std::string_view id);
+
+  ~ChunkStore() override;
+  ChunkStore(const ChunkStore&) = delete;
+  ChunkStore& operator=(const ChunkStore&) = delete;
+
+  // ChunkSource. OpenBlob: kNotFound when no blob has this id (after one catch-up).
+  Result<std::shared_ptr<const BlobMap>> OpenBlob(std::string_view blob_id) override;
+  // kCorruption when the stored bytes do not verify, kNotFound when the key is unknown.
+  Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out) override;
+
+  // Shared lease on a blob while it is served. kNotFound if the blob does not exist.
+  Result<BlobLease> LeaseBlob(std::string_view blob_id);
+
+  // Writer only. Imports the file at `path` as a blob.
+  //  - same id + same content: OK, already_present = true, nothing written;
+  //  - same id + other content: kAlreadyExists;
+  //  - a stored chunk with the same XXH3-128 key but another SHA-256: kCorruption naming
+  //    the key; the store is left as it was;
+  //  - empty/missing/unreadable file: kInvalidArgument / kNotFound / kIoError;
+  //  - disk full: kNoSpace, the store left as it was.
+  Result<ImportResult> ImportBlob(const std::string& path, const ImportOptions& options,
+                                  const ImportProgress& progress = {});
+
+  Result<std::vector<BlobInfo>> ListBlobs();  // sorted by id
+  Result<BlobInfo> GetBlob(std::string_view blob_id);
+  Result<StoreStats> Stats();
+
+  // Writes the blob's bytes to `out_fd` (borrowed; written sequentially from its current
+  // position) or to a new file at `out_path`, verifying every chunk. On kCorruption the
+  // output is incomplete (a path output is removed).
+  Status Export(std::string_view blob_id, int out_fd);
+  Status ExportToPath(std::string_view blob_id, const std::string& out_path);
+
+  // Reads and verifies every chunk (of one blob if `blob_id` is set), reporting
+  // corrupt and missing chunks with the blobs they belong to.
+  Result<VerifyReport> Verify(std::optional<std::string> blob_id = std::nullopt,
+                              const VerifyProgress& progress = {});
+
+  // Writer only. Removes a blob (index records + a tombstone in the pack stream); its
+  // chunks become garbage for Gc. kBusy while a daemon leases it, kNotFound if absent.
+  Status Remove(std::string_view blob_id);
+
+  // Writer only. Rewrites packs holding unreferenced chunks and deletes the old ones.
+  // kBusy while any daemon holds the SERVING lock (unless dry_run).
+  Result<GcResult> Gc(bool dry_run);
+
+  // Reader only: picks up the writer's latest commits now (also done on misses).
+  Status CatchUp();
+
+  const std::string& path() const;
+  bool writable() const;
+  ChunkerOptions default_chunker() const;
+  std::string store_uuid_hex() const;
+
+  // Test hook: writes a chunks-index record for `key` claiming `sha256`, pointing at no
+  // valid data. Used to prove an XXH3 collision with different content is refused.
+  Status TestOnlyPutChunkIndexRecord(const ChunkKey& key, const Sha256Digest& sha256);
+
+  class Impl;
+
+ private:
+  explicit ChunkStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lazyblob
+
+#endif  // LAZYBLOB_STORE_CHUNK_STORE_H_
