@@ -1,0 +1,485 @@
+// KernelSimulator, device side: the device socket, the command handlers (copen, cread,
+// restore) and the two internal threads. The reader side is kernel_simulator_reader.cc.
+#include "transport/kernel_simulator.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+
+#include "core/aligned_buffer.h"
+#include "transport/kernel_simulator_state.h"
+#include "transport/message_encoder.h"
+
+namespace lazyblob {
+namespace {
+
+constexpr std::size_t kMaxViolations = 256;
+
+// kstrtoul/kstrtol-like: base 0 (0x.., 0..), the whole string, no overflow.
+template <typename T>
+bool ParseKernelInt(std::string_view text, T* out) {
+  std::string s(text);
+  if (s.empty() || std::isspace(static_cast<unsigned char>(s[0]))) return false;
+  if constexpr (std::is_unsigned_v<T>) {
+    if (s[0] == '-' || s[0] == '+') return false;
+  }
+  errno = 0;
+  char* end = nullptr;
+  if constexpr (std::is_unsigned_v<T>) {
+    unsigned long long v = std::strtoull(s.c_str(), &end, 0);
+    if (errno != 0 || *end != '\0') return false;
+    *out = static_cast<T>(v);
+  } else {
+    long long v = std::strtoll(s.c_str(), &end, 0);
+    if (errno != 0 || *end != '\0') return false;
+    *out = static_cast<T>(v);
+  }
+  return true;
+}
+
+}  // namespace
+
+Status KernelSimulatorOptions::Validate() const {
+  if (cache_dir.empty()) return InvalidArgument("KernelSimulatorOptions.cache_dir is empty");
+  if (max_readahead_bytes < kBlockSize || max_readahead_bytes > (1u << 20) ||
+      max_readahead_bytes % kBlockSize != 0) {
+    return InvalidArgument("max_readahead_bytes must be a multiple of 4 KiB in [4 KiB, 1 MiB]");
+  }
+  if (max_msg_id < 1) return InvalidArgument("max_msg_id must be >= 1");
+  if (reply_timeout_ms == 0) return InvalidArgument("reply_timeout_ms must be > 0");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<KernelSimulator>> KernelSimulator::Open(
+    const KernelSimulatorOptions& options) {
+  LB_RETURN_IF_ERROR(options.Validate());
+  // Cache files are opened O_DIRECT for the daemon, as the kernel's are: check it works here.
+  std::string probe = options.cache_dir + "/.o_direct_probe." + std::to_string(::getpid());
+  int pfd = ::open(probe.c_str(), O_CREAT | O_WRONLY | O_DIRECT | O_CLOEXEC, 0600);
+  if (pfd < 0) {
+    Status s = Status::FromErrno(errno, "create " + probe);
+    if (errno == EINVAL) {
+      return Status(StatusCode::kUnsupported,
+                    "cache dir " + options.cache_dir +
+                        " does not support O_DIRECT; use a directory on ext4 or xfs",
+                    EINVAL);
+    }
+    return s;
+  }
+  ::close(pfd);
+  ::unlink(probe.c_str());
+
+  auto state = std::make_unique<State>();
+  state->opt = options;
+  int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0) return Status::FromErrno(errno, "eventfd");
+  state->wake_fd = UniqueFd(efd);
+  std::unique_ptr<KernelSimulator> sim(new KernelSimulator(std::move(state)));
+  State* s = sim->s_.get();
+  s->service_thread = std::thread([s] { s->ServiceLoop(); });
+  s->sender_thread = std::thread([s] { s->SenderLoop(); });
+  return sim;
+}
+
+KernelSimulator::KernelSimulator(std::unique_ptr<State> state) : s_(std::move(state)) {}
+
+KernelSimulator::~KernelSimulator() {
+  {
+    std::lock_guard lk(s_->mu);
+    s_->stopping = true;
+    s_->Withdraw();
+    s_->out_cv.notify_all();
+    s_->cv.notify_all();
+  }
+  s_->Wake();
+  if (s_->service_thread.joinable()) s_->service_thread.join();
+  if (s_->sender_thread.joinable()) s_->sender_thread.join();
+}
+
+Result<UniqueFd> KernelSimulator::OpenDevice() {
+  std::lock_guard lk(s_->mu);
+  if (s_->session != 0) {
+    return Status(StatusCode::kBusy, "simulated cachefiles device is already open", EBUSY);
+  }
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    return Status::FromErrno(errno, "socketpair");
+  }
+  s_->session = ++s_->last_session;
+  s_->conn = std::make_shared<UniqueFd>(sv[0]);
+  s_->next_msg_id = 0;
+  s_->next_object_id = 1;
+  s_->Wake();
+  return UniqueFd(sv[1]);
+}
+
+Status KernelSimulator::Listen(const std::string& socket_path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) {
+    return InvalidArgument("socket path too long: " + socket_path);
+  }
+  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return Status::FromErrno(errno, "socket");
+  ::unlink(socket_path.c_str());
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    return Status::FromErrno(errno, "bind " + socket_path);
+  }
+  if (::listen(fd.get(), 8) < 0) return Status::FromErrno(errno, "listen " + socket_path);
+  std::lock_guard lk(s_->mu);
+  if (s_->listen_fd) return InvalidArgument("KernelSimulator::Listen called twice");
+  s_->listen_fd = std::move(fd);
+  s_->Wake();
+  return Status::Ok();
+}
+
+bool KernelSimulator::device_attached() const {
+  std::lock_guard lk(s_->mu);
+  return s_->session != 0;
+}
+
+// ---- State: helpers (mu held) ----
+
+void KernelSimulator::State::Wake() {
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd.get(), &one, sizeof one);
+}
+
+void KernelSimulator::State::Violation(std::string what) {
+  ++counters.protocol_violations;
+  violations.push_back(std::move(what));
+  if (violations.size() > kMaxViolations) violations.pop_front();
+}
+
+Result<std::uint32_t> KernelSimulator::State::AllocMsgId() {
+  if (outstanding.size() > opt.max_msg_id) {
+    return Status(StatusCode::kBusy, "all msg ids in use", EBUSY);
+  }
+  std::uint32_t id = next_msg_id > opt.max_msg_id ? 0 : next_msg_id;
+  while (outstanding.count(id) != 0) id = id >= opt.max_msg_id ? 0 : id + 1;
+  next_msg_id = id + 1;  // wraps to 0 at UINT32_MAX; checked against max_msg_id above
+  cancelled.erase(id);
+  return id;
+}
+
+std::uint32_t KernelSimulator::State::AllocObjectId() {
+  std::set<std::uint32_t> used;
+  for (auto& [path, obj] : objects) used.insert(obj->object_id);
+  std::uint32_t id = next_object_id;
+  for (;;) {
+    if (id < 1 || id > static_cast<std::uint32_t>(INT_MAX)) id = 1;
+    if (used.count(id) == 0) break;
+    ++id;
+  }
+  next_object_id = id + 1;
+  return id;
+}
+
+Status KernelSimulator::State::SendOpen(Request& r) {
+  Object& obj = *r.obj;
+  int fd = ::open(obj.path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open cache file " + obj.path);
+  obj.object_id = AllocObjectId();
+  Frame f;
+  f.session = session;
+  f.bytes = MessageEncoder::Open(r.msg_id, obj.object_id, obj.volume_key, obj.cookie_key,
+                                 static_cast<std::uint32_t>(fd));
+  f.fd = UniqueFd(fd);
+  out.push_back(std::move(f));
+  out_cv.notify_one();
+  ++counters.opens_sent;
+  return Status::Ok();
+}
+
+void KernelSimulator::State::SendRead(const Request& r) {
+  if (r.obj->state != ObjState::kOpen || session == 0) return;  // held until (re)open
+  Frame f;
+  f.session = session;
+  f.bytes = MessageEncoder::Read(r.msg_id, r.obj->object_id, r.off, r.len);
+  out.push_back(std::move(f));
+  out_cv.notify_one();
+}
+
+void KernelSimulator::State::Finish(Request& r, int error) {
+  r.done = true;
+  r.error = error;
+  cv.notify_all();
+}
+
+void KernelSimulator::State::FailObjectRequests(const std::shared_ptr<Object>& obj, int error) {
+  for (auto it = outstanding.begin(); it != outstanding.end();) {
+    if (it->second->obj != obj) {
+      ++it;
+      continue;
+    }
+    if (it->second->op == CacheOpcode::kRead) cancelled.insert(it->first);
+    Finish(*it->second, error);
+    it = outstanding.erase(it);
+  }
+}
+
+void KernelSimulator::State::Withdraw() {
+  if (session == 0) return;
+  ++counters.withdrawals;
+  ::shutdown(conn->get(), SHUT_RDWR);
+  conn.reset();
+  session = 0;
+  for (auto& [id, r] : outstanding) Finish(*r, EIO);
+  outstanding.clear();
+  cancelled.clear();
+  for (auto& [path, obj] : objects) obj->state = ObjState::kDead;
+  objects.clear();
+  out.clear();
+  cv.notify_all();
+}
+
+Status KernelSimulator::State::ApplySize(Object& obj, std::uint64_t size) {
+  if (obj.sized && obj.size != size) {
+    Violation("copen size " + std::to_string(size) + " for '" + obj.cookie_key +
+              "' differs from the earlier " + std::to_string(obj.size) + "; cached data dropped");
+    if (::ftruncate(obj.check_fd.get(), 0) < 0) return Status::FromErrno(errno, "ftruncate");
+  }
+  struct stat st;
+  if (::fstat(obj.check_fd.get(), &st) < 0) return Status::FromErrno(errno, "fstat");
+  std::uint64_t want = AlignUp(size);
+  if (static_cast<std::uint64_t>(st.st_size) != want) {
+    // A file left by an earlier mount with another size: the kernel drops its data.
+    if (!obj.sized && st.st_size != 0 && ::ftruncate(obj.check_fd.get(), 0) < 0) {
+      return Status::FromErrno(errno, "ftruncate");
+    }
+    if (::ftruncate(obj.check_fd.get(), static_cast<off_t>(want)) < 0) {
+      return Status::FromErrno(errno, "ftruncate " + obj.path);
+    }
+  }
+  obj.size = size;
+  obj.sized = true;
+  return Status::Ok();
+}
+
+// ---- Commands (mu held) ----
+
+void KernelSimulator::State::HandleCommand(std::string_view cmd) {
+  if (auto nl = cmd.find('\n'); nl != std::string_view::npos) cmd = cmd.substr(0, nl);
+  if (cmd.find('\0') != std::string_view::npos) {
+    Violation("command with a NUL byte (EINVAL)");
+    return;
+  }
+  std::string_view verb = cmd.substr(0, cmd.find(' '));
+  std::string_view args = verb.size() < cmd.size() ? cmd.substr(verb.size() + 1) : "";
+  while (!args.empty() && args.front() == ' ') args.remove_prefix(1);
+  if (verb == "copen") {
+    HandleCopen(args);
+  } else if (verb == "cread") {
+    HandleCread(args);
+  } else if (verb == "restore") {
+    HandleRestore();
+  } else {
+    Violation("unknown command '" + std::string(cmd.substr(0, 64)) + "' (EOPNOTSUPP)");
+  }
+}
+
+void KernelSimulator::State::HandleCopen(std::string_view args) {
+  auto comma = args.find(',');
+  std::uint32_t id = 0;
+  if (comma == std::string_view::npos || !ParseKernelInt(args.substr(0, comma), &id)) {
+    Violation("malformed copen '" + std::string(args.substr(0, 64)) + "' (EINVAL)");
+    return;
+  }
+  auto it = outstanding.find(id);
+  if (it == outstanding.end() || it->second->op != CacheOpcode::kOpen) {
+    Violation("copen of unknown or answered msg_id " + std::to_string(id) + " (EINVAL)");
+    return;
+  }
+  std::shared_ptr<Request> req = it->second;
+  outstanding.erase(it);
+  std::shared_ptr<Object> obj = req->obj;
+  std::int64_t size = 0;
+  int error = 0;
+  if (!ParseKernelInt(args.substr(comma + 1), &size)) {
+    Violation("copen " + std::to_string(id) + " with a malformed size (mount: ENOBUFS)");
+    error = ENOBUFS;
+  } else if (size < 0) {
+    if (size < -4095) Violation("copen " + std::to_string(id) + " with a bad errno (EINVAL)");
+    error = EIO;  // the mount sees EIO whatever errno the daemon gave
+  } else if (Status s = ApplySize(*obj, static_cast<std::uint64_t>(size)); !s.ok()) {
+    Violation("simulator could not size the cache file: " + s.ToString());
+    error = EIO;
+  }
+  if (error != 0) {
+    Finish(*req, error);
+    obj->state = ObjState::kDead;
+    FailObjectRequests(obj, EIO);
+    if (auto o = objects.find(obj->path); o != objects.end() && o->second == obj) objects.erase(o);
+    return;
+  }
+  bool reopened = obj->state == ObjState::kReopening;
+  obj->state = ObjState::kOpen;
+  Finish(*req, 0);
+  for (auto& [rid, r] : outstanding) {  // READs held while the object was reopening
+    if (r->obj == obj && r->op == CacheOpcode::kRead) {
+      SendRead(*r);
+      if (reopened) ++counters.reads_redelivered;
+    }
+  }
+}
+
+void KernelSimulator::State::HandleCread(std::string_view args) {
+  std::uint32_t id = 0;
+  if (!ParseKernelInt(args, &id)) {
+    Violation("malformed cread '" + std::string(args.substr(0, 64)) + "' (EINVAL)");
+    return;
+  }
+  auto it = outstanding.find(id);
+  if (it != outstanding.end() && it->second->op == CacheOpcode::kRead) {
+    std::shared_ptr<Request> r = it->second;
+    outstanding.erase(it);
+    ++counters.reads_completed;
+    Finish(*r, 0);
+    return;
+  }
+  if (cancelled.erase(id) != 0) {
+    ++counters.late_completions;  // the kernel answers EINVAL; a harmless race with CLOSE
+    return;
+  }
+  Violation("READ completion of unknown or completed msg_id " + std::to_string(id) + " (EINVAL)");
+}
+
+void KernelSimulator::State::HandleRestore() {
+  ++counters.restores;
+  out.clear();  // unread frames: re-sent below, as the kernel re-marks every request NEW
+  Frame marker;
+  marker.session = session;
+  marker.bytes.resize(kSimRestoreMarker.size());
+  std::memcpy(marker.bytes.data(), kSimRestoreMarker.data(), kSimRestoreMarker.size());
+  out.push_back(std::move(marker));
+  std::vector<std::shared_ptr<Request>> reopen;
+  for (auto& [id, r] : outstanding) {
+    if (r->op == CacheOpcode::kOpen) reopen.push_back(r);  // unanswered OPENs: same msg_id
+  }
+  for (auto& [path, obj] : objects) {
+    if (obj->state != ObjState::kOpen) continue;
+    obj->state = ObjState::kReopening;
+    auto id = AllocMsgId();
+    if (!id.ok()) {
+      Violation("restore: " + id.status().ToString());
+      continue;
+    }
+    auto r = std::make_shared<Request>();
+    r->msg_id = *id;
+    r->op = CacheOpcode::kOpen;
+    r->obj = obj;
+    outstanding[*id] = r;
+    reopen.push_back(r);
+  }
+  for (auto& r : reopen) {
+    if (Status s = SendOpen(*r); !s.ok()) Violation("restore: " + s.ToString());
+  }
+  out_cv.notify_one();
+}
+
+// ---- Threads ----
+
+void KernelSimulator::State::SenderLoop() {
+  std::unique_lock lk(mu);
+  for (;;) {
+    out_cv.wait(lk, [&] { return stopping || !out.empty(); });
+    if (stopping) return;
+    Frame f = std::move(out.front());
+    out.pop_front();
+    if (f.session != session || !conn) continue;
+    std::shared_ptr<UniqueFd> c = conn;
+    lk.unlock();
+    iovec iov{f.bytes.data(), f.bytes.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+    if (f.fd) {
+      msg.msg_control = cbuf;
+      msg.msg_controllen = sizeof cbuf;
+      cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN(sizeof(int));
+      int fd = f.fd.get();
+      std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    }
+    while (::sendmsg(c->get(), &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    }
+    // Other errors: the device is going away; the service thread sees the hang-up.
+    f.fd.reset();
+    lk.lock();
+  }
+}
+
+void KernelSimulator::State::ServiceLoop() {
+  std::vector<char> buf(8192);
+  for (;;) {
+    pollfd fds[3] = {{wake_fd.get(), POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
+    std::shared_ptr<UniqueFd> c;
+    std::uint64_t sess;
+    {
+      std::lock_guard lk(mu);
+      if (stopping) return;
+      if (listen_fd) fds[1].fd = listen_fd.get();
+      c = conn;
+      sess = session;
+      if (c) fds[2].fd = c->get();
+    }
+    if (::poll(fds, 3, -1) < 0) continue;
+    if (fds[0].revents & POLLIN) {
+      std::uint64_t v;
+      [[maybe_unused]] ssize_t n = ::read(wake_fd.get(), &v, sizeof v);
+    }
+    if (fds[1].revents & POLLIN) {
+      UniqueFd a(::accept4(fds[1].fd, nullptr, nullptr, SOCK_CLOEXEC));
+      if (a) {
+        std::lock_guard lk(mu);
+        std::string_view hello = session != 0 ? kSimHelloBusy : kSimHelloOk;
+        ::send(a.get(), hello.data(), hello.size(), MSG_NOSIGNAL);
+        if (session == 0) {
+          session = ++last_session;
+          conn = std::make_shared<UniqueFd>(a.release());
+          next_msg_id = 0;
+          next_object_id = 1;
+        }
+      }
+    }
+    if (c && fds[2].revents != 0) {
+      for (;;) {
+        ssize_t n = ::recv(c->get(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0 && errno == EINTR) continue;
+        std::lock_guard lk(mu);
+        if (session != sess) break;
+        if (n < 0) {
+          if (errno == EAGAIN) break;
+          Withdraw();
+          break;
+        }
+        if (n == 0) {  // every copy of the daemon's end is closed
+          Withdraw();
+          break;
+        }
+        if (static_cast<std::size_t>(n) > buf.size()) {
+          Violation("command longer than a page (EOPNOTSUPP)");
+          continue;
+        }
+        HandleCommand(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      }
+    }
+  }
+}
+
+}  // namespace lazyblob
