@@ -1,0 +1,77 @@
+// The verbs of the `lazyblob` CLI, each a function from parsed flags to an exit code
+// (tools/lazyblob_exit.h). Flag parsing and help texts live in lazyblob_main.cc; these
+// functions print results (human text or --json on stdout, progress and errors on
+// stderr) and never throw.
+//
+// Thread-safety: call from the main thread; one verb per process.
+#ifndef LAZYBLOB_TOOLS_LAZYBLOB_COMMANDS_H_
+#define LAZYBLOB_TOOLS_LAZYBLOB_COMMANDS_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+#include "store/chunk_store.h"
+#include "tools/lazyblob_exit.h"
+
+namespace lazyblob::cli {
+
+inline constexpr const char* kDefaultStorePath = "/var/lib/lazyblob";
+inline constexpr const char* kStoreEnvVar = "LAZYBLOB_STORE";
+
+// Flags every verb has.
+struct GlobalFlags {
+  std::string store = kDefaultStorePath;
+  bool json = false;
+  bool no_progress = false;
+  // Draw progress bars: stderr is a terminal and --no-progress was not given.
+  bool progress() const;
+};
+
+struct ImportFlags {
+  std::string file;
+  std::string id;                               // empty: derived from the content
+  std::string chunker;                          // "", "cdc" or "fixed"
+  std::string avg_chunk, min_chunk, max_chunk;  // size text ("64K"); "" = default
+  int zstd_level = 3;
+};
+
+struct ExportFlags {
+  std::string id;
+  std::string output;  // a path or "-" for stdout
+};
+
+struct StatFlags {
+  bool prometheus = false;
+  std::string output;  // --prometheus only: write here atomically instead of stdout
+};
+
+ExitCode RunInit(const GlobalFlags& g);
+ExitCode RunImport(const GlobalFlags& g, const ImportFlags& f);
+ExitCode RunLs(const GlobalFlags& g);
+ExitCode RunStat(const GlobalFlags& g, const StatFlags& f);
+ExitCode RunExport(const GlobalFlags& g, const ExportFlags& f);
+ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id);
+ExitCode RunRm(const GlobalFlags& g, const std::string& id);
+ExitCode RunGc(const GlobalFlags& g, bool dry_run);
+ExitCode RunRebuildIndex(const GlobalFlags& g);
+
+// Shared by the verbs (lazyblob_commands.cc).
+
+// Reports `status` for `verb` (one stderr line, plus {"error":...} on stdout with --json).
+ExitCode Fail(const GlobalFlags& g, std::string_view verb, const Status& status);
+
+// kNotFound "no store at DIR ..." unless DIR holds a store.
+Status RequireStore(const std::string& dir);
+// True when `dir` does not exist or is an empty directory (import may create a store).
+bool StoreDirIsFresh(const std::string& dir);
+
+// Opens the store at g.store: a secondary reader, or the exclusive writer.
+Result<std::unique_ptr<ChunkStore>> OpenStore(const GlobalFlags& g, bool writable,
+                                              bool create_if_missing = false);
+
+}  // namespace lazyblob::cli
+
+#endif  // LAZYBLOB_TOOLS_LAZYBLOB_COMMANDS_H_
