@@ -1,0 +1,59 @@
+// ChunkStore::Impl: the state behind a ChunkStore, shared by the .cc files that
+// implement its operations (chunk_store.cc: open and reads; chunk_store_import.cc:
+// ImportBlob; chunk_store_admin.cc: verify, export, remove, gc; chunk_store_rebuild.cc).
+// Internal to store/.
+//
+// Thread-safety: `index` and `packs` are thread-safe. `writer`, `meta.next_seq` and the
+// pack files' growth are guarded by writer_mu (held for a whole write operation).
+#ifndef LAZYBLOB_STORE_CHUNK_STORE_IMPL_H_
+#define LAZYBLOB_STORE_CHUNK_STORE_IMPL_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/unique_fd.h"
+#include "store/chunk_store.h"
+#include "store/pack_set.h"
+#include "store/pack_writer.h"
+#include "store/store_index.h"
+
+namespace lazyblob {
+
+class ChunkStore::Impl {
+ public:
+  ChunkStoreOptions options;
+  UniqueFd writer_lock;   // writer: LOCK_EX on <store>/LOCK
+  UniqueFd serving_lock;  // daemon: LOCK_SH on <store>/SERVING
+  std::unique_ptr<StoreIndex> index;
+  std::unique_ptr<PackSet> packs;
+  std::string secondary_dir;  // reader: removed on close
+
+  std::mutex writer_mu;
+  std::unique_ptr<PackWriter> writer;  // writer only; guarded by writer_mu
+  StoreMeta meta;                      // next_seq guarded by writer_mu
+
+  ~Impl();
+
+  Status RequireWriter(std::string_view what) const;
+  // Blob map from the index (one catch-up on a miss when `catch_up`).
+  Result<std::shared_ptr<const BlobMap>> LoadMap(std::string_view id, bool catch_up);
+  // Chunk location (one catch-up on a miss when `catch_up`); kNotFound when absent.
+  Result<ChunkLocation> Locate(const ChunkKey& key, bool catch_up);
+
+  Result<ImportResult> Import(const std::string& path, const ImportOptions& options,
+                              const ImportProgress& progress);
+  Result<VerifyReport> Verify(const std::optional<std::string>& blob_id,
+                              const VerifyProgress& progress);
+  Status Export(std::string_view blob_id, int out_fd);
+  Status Remove(std::string_view blob_id);
+  Result<GcResult> Gc(bool dry_run);
+};
+
+// Rebuilds <store>/index from the packs (chunk_store_rebuild.cc). The caller holds the
+// writer LOCK and has no index open.
+Result<RebuildReport> RebuildIndexFromPacks(const ChunkStoreOptions& options);
+
+}  // namespace lazyblob
+
+#endif  // LAZYBLOB_STORE_CHUNK_STORE_IMPL_H_

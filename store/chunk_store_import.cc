@@ -1,0 +1,332 @@
+// ChunkStore::Impl::Import: the import pipeline (FORMAT.md "Write order").
+//
+// read+chunk (serial) -> hash, dedup lookup, compress (parallel, oneTBB) -> append to the
+// pack + blob SHA-256 (serial, in order). Nothing reaches the index until the pack bytes
+// are fsynced; any failure rolls the pack back so the store is left as it was.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <unordered_map>
+
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
+
+#include "core/aligned_buffer.h"
+#include "store/chunk_store_impl.h"
+#include "store/hashing.h"
+
+namespace lazyblob {
+namespace {
+
+constexpr std::size_t kReadBytes = 8u << 20;
+
+struct ChunkWork {
+  std::uint64_t offset = 0;
+  std::vector<std::byte> raw;
+  ChunkKey key;
+  Sha256Digest sha{};
+  bool known = false;  // already in the store's index with the same SHA-256
+  Codec codec = Codec::kRaw;
+  std::vector<std::uint8_t> stored;  // compressed payload (codec kZstd)
+  Status status;
+};
+
+struct CCtxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+
+ZSTD_CCtx* ThreadCCtx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> ctx(ZSTD_createCCtx());
+  return ctx.get();
+}
+
+// Large sequential reads of the input file cut into chunks.
+class ChunkingReader {
+ public:
+  ChunkingReader(int fd, std::uint64_t size, const Chunker& chunker)
+      : fd_(fd),
+        size_(size),
+        chunker_(chunker),
+        buf_(std::max<std::size_t>(kReadBytes, 2 * chunker.MaxChunkBytes())) {}
+
+  // The next chunk, or nullptr at the end of the file.
+  Result<std::unique_ptr<ChunkWork>> Next() {
+    if (end_ - pos_ < chunker_.MaxChunkBytes() && !eof_) LB_RETURN_IF_ERROR(Refill());
+    if (pos_ == end_) {
+      if (offset_ != size_) return IoError("input file changed size while importing");
+      return std::unique_ptr<ChunkWork>();
+    }
+    std::span<const std::byte> avail(buf_.data() + pos_, end_ - pos_);
+    std::size_t len = chunker_.NextCut(avail, eof_);
+    auto w = std::make_unique<ChunkWork>();
+    w->offset = offset_;
+    w->raw.assign(avail.begin(), avail.begin() + static_cast<std::ptrdiff_t>(len));
+    pos_ += len;
+    offset_ += len;
+    return w;
+  }
+
+ private:
+  Status Refill() {
+    std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+    end_ -= pos_;
+    pos_ = 0;
+    while (end_ < buf_.size()) {
+      ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Status::FromErrno(errno, "read input");
+      }
+      if (n == 0) {
+        eof_ = true;
+        break;
+      }
+      end_ += static_cast<std::size_t>(n);
+    }
+    return Status::Ok();
+  }
+
+  int fd_;
+  std::uint64_t size_;
+  const Chunker& chunker_;
+  std::vector<std::byte> buf_;
+  std::size_t pos_ = 0, end_ = 0;
+  std::uint64_t offset_ = 0;
+  bool eof_ = false;
+};
+
+Result<UniqueFd> OpenInput(const std::string& path, std::uint64_t* size) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::FromErrno(errno, "open " + path).WithContext("import");
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  if (!S_ISREG(st.st_mode)) return InvalidArgument("import: " + path + " is not a regular file");
+  if (st.st_size == 0) return InvalidArgument("import: " + path + " is empty");
+  *size = static_cast<std::uint64_t>(st.st_size);
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  return fd;
+}
+
+Result<Sha256Digest> HashWholeFile(int fd) {
+  Sha256Stream sha;
+  std::vector<std::byte> buf(kReadBytes);
+  std::uint64_t off = 0;
+  while (true) {
+    ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, "read input");
+    if (n == 0) break;
+    sha.Update(std::span(buf.data(), static_cast<std::size_t>(n)));
+    off += static_cast<std::uint64_t>(n);
+  }
+  return sha.Finish();
+}
+
+// Parallel stage: key, SHA-256, index lookup (collision check), compression.
+void HashAndCompress(StoreIndex* index, int level, ChunkWork* w) {
+  w->key = ChunkKeyOf(w->raw);
+  w->sha = Sha256Of(w->raw);
+  auto loc = index->GetChunk(w->key);
+  if (!loc.ok()) {
+    w->status = loc.status();
+    return;
+  }
+  if (loc->has_value()) {
+    if ((*loc)->sha256 != w->sha) {
+      w->status = Corruption("chunk key " + w->key.ToHex() +
+                             " is already stored with a different SHA-256: refusing to share it "
+                             "(XXH3-128 collision or corrupt index)");
+    }
+    w->known = true;
+    return;
+  }
+  w->stored.resize(ZSTD_compressBound(w->raw.size()));
+  std::size_t n = ZSTD_compressCCtx(ThreadCCtx(), w->stored.data(), w->stored.size(), w->raw.data(),
+                                    w->raw.size(), level);
+  if (!ZSTD_isError(n) && n < w->raw.size()) {
+    w->stored.resize(n);
+    w->codec = Codec::kZstd;
+  } else {
+    w->stored.clear();
+    w->codec = Codec::kRaw;
+  }
+}
+
+}  // namespace
+
+Result<ImportResult> ChunkStore::Impl::Import(const std::string& path, const ImportOptions& opts,
+                                              const ImportProgress& progress) {
+  LB_RETURN_IF_ERROR(RequireWriter("import"));
+  LB_RETURN_IF_ERROR(opts.Validate());
+  std::lock_guard lock(writer_mu);
+  std::uint64_t size = 0;
+  LB_ASSIGN_OR_RETURN(UniqueFd in, OpenInput(path, &size));
+  const ChunkerOptions chunker_opts = opts.chunker.value_or(meta.default_chunker);
+  ImportResult result;
+  result.size = size;
+
+  auto same_content = [&](const BlobRecord& r, const Sha256Digest& sha) -> Result<ImportResult> {
+    if (r.info.size != size || r.info.sha256 != sha) {
+      return AlreadyExists("blob '" + r.info.id + "' already exists with other content");
+    }
+    result.id = r.info.id;
+    result.chunks = r.info.chunk_count;
+    result.already_present = true;
+    return result;
+  };
+  if (!opts.id.empty()) {
+    LB_ASSIGN_OR_RETURN(auto existing, index->GetBlob(opts.id));
+    if (existing) {
+      LB_ASSIGN_OR_RETURN(Sha256Digest sha, HashWholeFile(in.get()));
+      return same_content(*existing, sha);
+    }
+  }
+
+  const Chunker chunker(chunker_opts);
+  ChunkingReader reader(in.get(), size, chunker);
+  Sha256Stream blob_sha;
+  std::vector<ChunkExtent> extents;
+  std::unordered_map<ChunkKey, Sha256Digest, ChunkKeyHash> written;  // new in this import
+  std::vector<std::pair<ChunkKey, ChunkLocation>> new_locs;
+  Status read_status, pipe_status;
+  std::atomic<bool> stop{false};
+  std::uint64_t done = 0;
+  writer->Begin();
+
+  auto produce = [&](tbb::flow_control& fc) -> ChunkWork* {
+    if (stop.load(std::memory_order_relaxed)) {
+      fc.stop();
+      return nullptr;
+    }
+    auto next = reader.Next();
+    if (!next.ok()) read_status = next.status();
+    if (!next.ok() || *next == nullptr) {
+      fc.stop();
+      return nullptr;
+    }
+    return next->release();
+  };
+  auto consume = [&](ChunkWork* raw_w) {
+    std::unique_ptr<ChunkWork> w(raw_w);
+    if (!pipe_status.ok()) return;
+    if (!w->status.ok()) {
+      pipe_status = w->status;
+      stop = true;
+      return;
+    }
+    blob_sha.Update(w->raw);
+    extents.push_back({w->offset, static_cast<std::uint32_t>(w->raw.size()), w->key});
+    if (!w->known) {
+      auto [it, inserted] = written.emplace(w->key, w->sha);
+      if (!inserted && it->second != w->sha) {
+        pipe_status = Corruption("chunk key " + w->key.ToHex() +
+                                 " occurs twice in the blob with different SHA-256");
+        stop = true;
+        return;
+      }
+      if (inserted) {
+        const bool zstd = w->codec == Codec::kZstd;
+        std::span<const std::uint8_t> payload =
+            zstd ? std::span<const std::uint8_t>(w->stored)
+                 : std::span(reinterpret_cast<const std::uint8_t*>(w->raw.data()), w->raw.size());
+        RecordHeader h{RecordType::kChunk,
+                       w->codec,
+                       w->key,
+                       w->sha,
+                       static_cast<std::uint32_t>(w->raw.size()),
+                       static_cast<std::uint32_t>(payload.size())};
+        auto loc = writer->Append(h, payload);
+        if (!loc.ok()) {
+          pipe_status = loc.status();
+          stop = true;
+          return;
+        }
+        new_locs.push_back({w->key, ChunkLocation{loc->pack_id, loc->offset, h.stored_len,
+                                                  h.raw_len, w->codec, w->sha}});
+        ++result.new_chunks;
+        result.new_stored_bytes += kRecordHeaderBytes + payload.size();
+      }
+    }
+    done += w->raw.size();
+    if (progress) progress(done, size);
+  };
+
+  const int threads =
+      options.import_threads > 0 ? options.import_threads : tbb::this_task_arena::max_concurrency();
+  tbb::task_arena arena(threads);
+  StoreIndex* idx = index.get();
+  const int level = opts.zstd_level;
+  arena.execute([&] {
+    tbb::parallel_pipeline(
+        static_cast<std::size_t>(threads) * 4,
+        tbb::make_filter<void, ChunkWork*>(tbb::filter_mode::serial_in_order, produce) &
+            tbb::make_filter<ChunkWork*, ChunkWork*>(tbb::filter_mode::parallel,
+                                                     [&](ChunkWork* w) {
+                                                       HashAndCompress(idx, level, w);
+                                                       return w;
+                                                     }) &
+            tbb::make_filter<ChunkWork*, void>(tbb::filter_mode::serial_in_order, consume));
+  });
+
+  auto fail = [&](Status s) -> Status {
+    Status rb = writer->Rollback();
+    if (!rb.ok()) return s.WithContext("import (rollback failed: " + rb.ToString() + ")");
+    return s.WithContext("import " + path);
+  };
+  if (!read_status.ok()) return fail(read_status);
+  if (!pipe_status.ok()) return fail(pipe_status);
+  const Sha256Digest sha = blob_sha.Finish();
+  result.id = opts.id.empty() ? HexOf(sha).substr(0, 32) : opts.id;
+  result.chunks = extents.size();
+  if (opts.id.empty()) {
+    auto existing = index->GetBlob(result.id);
+    if (!existing.ok()) return fail(existing.status());
+    if (existing->has_value()) {
+      LB_RETURN_IF_ERROR(writer->Rollback());
+      return same_content(**existing, sha);
+    }
+  }
+
+  BlobManifest m;
+  m.seq = meta.next_seq;
+  m.id = result.id;
+  m.size = size;
+  m.created_unix_s = static_cast<std::int64_t>(std::time(nullptr));
+  m.sha256 = sha;
+  m.chunker = chunker_opts;
+  m.extents = std::move(extents);
+  std::vector<std::uint8_t> payload = EncodeManifest(m);
+  const std::uint32_t payload_len = static_cast<std::uint32_t>(payload.size());
+  RecordHeader mh{
+      RecordType::kManifest, Codec::kRaw, ChunkKey{}, Sha256Of(std::as_bytes(std::span(payload))),
+      payload_len,           payload_len};
+  auto mloc = writer->Append(mh, payload);
+  if (!mloc.ok()) return fail(mloc.status());
+  if (Status s = writer->Sync(); !s.ok()) return fail(s);
+
+  auto batch = index->NewBatch();
+  for (const auto& [key, loc] : new_locs) batch.PutChunk(key, loc);
+  BlobRecord rec;
+  rec.info = BlobInfo{m.id, m.size, m.extents.size(), m.chunker, m.sha256, m.created_unix_s};
+  rec.seq = m.seq;
+  rec.manifest_pack = mloc->pack_id;
+  rec.manifest_offset = mloc->offset;
+  batch.PutBlob(rec, m.extents);
+  StoreMeta next = meta;
+  ++next.next_seq;
+  batch.PutMeta(next);
+  for (const auto& [pack, end] : writer->TouchedEnds()) batch.PutPackEnd(pack, end);
+  if (Status s = index->Commit(batch); !s.ok()) return fail(s);
+  meta = next;
+  result.new_stored_bytes += kRecordHeaderBytes + payload_len;
+  return result;
+}
+
+}  // namespace lazyblob

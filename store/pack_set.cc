@@ -1,0 +1,141 @@
+#include "store/pack_set.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "core/aligned_buffer.h"
+#include "store/hashing.h"
+
+namespace lazyblob {
+namespace {
+
+struct DCtxDeleter {
+  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+};
+
+ZSTD_DCtx* ThreadDCtx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> ctx(ZSTD_createDCtx());
+  return ctx.get();
+}
+
+std::vector<std::uint8_t>& ThreadRecordBuffer() {
+  thread_local std::vector<std::uint8_t> buf;
+  return buf;
+}
+
+}  // namespace
+
+std::string PackSet::PackDir(const std::string& store_dir) { return store_dir + "/packs"; }
+
+std::string PackSet::PackPath(const std::string& store_dir, std::uint32_t pack_id) {
+  char name[32];
+  std::snprintf(name, sizeof name, "/pack-%06u.lbp", pack_id);
+  return PackDir(store_dir) + name;
+}
+
+Result<std::vector<std::uint32_t>> PackSet::ListPackIds(const std::string& store_dir) {
+  const std::string dir = PackDir(store_dir);
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return std::vector<std::uint32_t>();
+    return Status::FromErrno(errno, "list " + dir);
+  }
+  std::vector<std::uint32_t> ids;
+  while (dirent* e = readdir(d)) {
+    unsigned id = 0;
+    char tail[8] = {};
+    if (std::sscanf(e->d_name, "pack-%6u.%4s", &id, tail) == 2 && std::strcmp(tail, "lbp") == 0 &&
+        std::strlen(e->d_name) == 14) {
+      ids.push_back(id);
+    }
+  }
+  closedir(d);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+Result<std::shared_ptr<UniqueFd>> PackSet::Fd(std::uint32_t pack_id) {
+  {
+    std::shared_lock lock(mu_);
+    auto it = fds_.find(pack_id);
+    if (it != fds_.end()) return it->second;
+  }
+  const std::string path = PackPath(dir_, pack_id);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::FromErrno(errno, "open " + path);
+  auto shared = std::make_shared<UniqueFd>(std::move(fd));
+  std::unique_lock lock(mu_);
+  auto [it, inserted] = fds_.emplace(pack_id, shared);
+  return it->second;
+}
+
+void PackSet::Forget(std::uint32_t pack_id) {
+  std::unique_lock lock(mu_);
+  fds_.erase(pack_id);
+}
+
+Status PackSet::ReadAt(std::uint32_t pack_id, std::uint64_t offset, std::span<std::uint8_t> out) {
+  LB_ASSIGN_OR_RETURN(auto fd, Fd(pack_id));
+  std::size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n =
+        ::pread(fd->get(), out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "read pack " + std::to_string(pack_id));
+    }
+    if (n == 0) {
+      return Corruption("pack " + std::to_string(pack_id) + " ends before offset " +
+                        std::to_string(offset + out.size()));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status PackSet::ReadChunk(const ChunkKey& key, const ChunkLocation& loc, std::span<std::byte> out,
+                          bool check_sha256) {
+  auto fail = [&](std::string_view why) {
+    return Corruption("chunk " + key.ToHex() + " in pack " + std::to_string(loc.pack_id) +
+                      " at offset " + std::to_string(loc.offset) + ": " + std::string(why));
+  };
+  if (out.size() < AlignUp(loc.raw_len)) return InvalidArgument("ReadChunk: output too small");
+  std::vector<std::uint8_t>& rec = ThreadRecordBuffer();
+  rec.resize(kRecordHeaderBytes + loc.stored_len);
+  Status s = ReadAt(loc.pack_id, loc.offset, rec);
+  if (s.code() == StatusCode::kCorruption) return fail("record is truncated");
+  LB_RETURN_IF_ERROR(s);
+  auto header = DecodeRecordHeader(rec);
+  if (!header.ok()) return fail(header.status().message());
+  if (header->type != RecordType::kChunk || header->key != key || header->raw_len != loc.raw_len ||
+      header->stored_len != loc.stored_len) {
+    return fail("record header does not match the index");
+  }
+  const std::uint8_t* payload = rec.data() + kRecordHeaderBytes;
+  if (header->codec == Codec::kRaw) {
+    if (loc.stored_len != loc.raw_len) return fail("raw record with a compressed length");
+    std::memcpy(out.data(), payload, loc.raw_len);
+  } else {
+    std::size_t n =
+        ZSTD_decompressDCtx(ThreadDCtx(), out.data(), loc.raw_len, payload, loc.stored_len);
+    if (ZSTD_isError(n)) return fail(std::string("zstd: ") + ZSTD_getErrorName(n));
+    if (n != loc.raw_len) return fail("decompressed length differs");
+  }
+  std::span<const std::byte> raw = out.first(loc.raw_len);
+  if (ChunkKeyOf(raw) != key) return fail("payload hash mismatch");
+  if (check_sha256 && (Sha256Of(raw) != loc.sha256 || header->sha256 != loc.sha256)) {
+    return fail("payload SHA-256 mismatch");
+  }
+  std::memset(out.data() + loc.raw_len, 0, AlignUp(loc.raw_len) - loc.raw_len);
+  return Status::Ok();
+}
+
+}  // namespace lazyblob

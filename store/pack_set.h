@@ -1,0 +1,57 @@
+// PackSet: read access to a store's pack files: paths, a cache of open fds and the
+// decode-and-verify path of a chunk record (the daemon's hot path).
+//
+// Thread-safety: thread-safe. The fd cache is guarded by a shared_mutex taken shared on
+// lookups; each cached fd is reference counted, so Forget() never closes an fd a reader
+// is using. Decompression uses a per-thread ZSTD_DCtx.
+#ifndef LAZYBLOB_STORE_PACK_SET_H_
+#define LAZYBLOB_STORE_PACK_SET_H_
+
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/status.h"
+#include "core/unique_fd.h"
+#include "store/pack_format.h"
+#include "store/store_index.h"
+
+namespace lazyblob {
+
+class PackSet {
+ public:
+  explicit PackSet(std::string store_dir) : dir_(std::move(store_dir)) {}
+
+  static std::string PackDir(const std::string& store_dir);
+  static std::string PackPath(const std::string& store_dir, std::uint32_t pack_id);
+  // Sorted ids of packs/pack-NNNNNN.lbp files.
+  static Result<std::vector<std::uint32_t>> ListPackIds(const std::string& store_dir);
+
+  // Reads the chunk record at `loc`, checks its header against `key`/`loc`, decompresses
+  // into `out` (>= AlignUp(loc.raw_len) bytes), verifies XXH3-128 (and SHA-256 when
+  // `check_sha256`) and zero-fills to the block boundary. kCorruption on any mismatch;
+  // kNotFound when the pack file does not exist.
+  Status ReadChunk(const ChunkKey& key, const ChunkLocation& loc, std::span<std::byte> out,
+                   bool check_sha256);
+
+  // Reads exactly `out.size()` bytes at `offset`; kCorruption if the pack is shorter.
+  Status ReadAt(std::uint32_t pack_id, std::uint64_t offset, std::span<std::uint8_t> out);
+
+  // Drops the cached fd of a pack (after gc deleted it).
+  void Forget(std::uint32_t pack_id);
+
+ private:
+  Result<std::shared_ptr<UniqueFd>> Fd(std::uint32_t pack_id);
+
+  const std::string dir_;
+  std::shared_mutex mu_;
+  std::unordered_map<std::uint32_t, std::shared_ptr<UniqueFd>> fds_;  // guarded by mu_
+};
+
+}  // namespace lazyblob
+
+#endif  // LAZYBLOB_STORE_PACK_SET_H_

@@ -1,0 +1,349 @@
+#include "store/store_index.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace lazyblob {
+namespace {
+
+enum Cf { kDefault = 0, kChunks = 1, kBlobs = 2, kMaps = 3, kMeta = 4 };
+const char* const kCfNames[] = {"default", "chunks", "blobs", "blob_maps", "meta"};
+constexpr std::uint8_t kBlobRecordVersion = 1;
+constexpr std::size_t kChunkValueBytes = 53;
+constexpr std::size_t kExtentBytes = 20;
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  std::string m = std::string(what) + ": " + s.ToString();
+  if (s.IsNoSpace()) return Status(StatusCode::kNoSpace, m, ENOSPC);
+  if (s.IsCorruption()) return Corruption(m);
+  if (s.IsBusy() || s.IsTimedOut()) return Busy(m);
+  if (s.IsNotFound()) return NotFound(m);
+  if (s.IsInvalidArgument()) return InvalidArgument(m);
+  return IoError(m);
+}
+
+rocksdb::Slice AsSlice(const std::vector<std::uint8_t>& v) {
+  return {reinterpret_cast<const char*>(v.data()), v.size()};
+}
+rocksdb::Slice AsSlice(const ChunkKey& k) {
+  return {reinterpret_cast<const char*>(k.bytes.data()), k.bytes.size()};
+}
+std::span<const std::uint8_t> AsBytes(const rocksdb::Slice& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+std::vector<std::uint8_t> EncodeChunkValue(const ChunkLocation& l) {
+  std::vector<std::uint8_t> v;
+  v.reserve(kChunkValueBytes);
+  PutU32(&v, l.pack_id);
+  PutU64(&v, l.offset);
+  PutU32(&v, l.stored_len);
+  PutU32(&v, l.raw_len);
+  v.push_back(static_cast<std::uint8_t>(l.codec));
+  v.insert(v.end(), l.sha256.begin(), l.sha256.end());
+  return v;
+}
+
+Result<ChunkLocation> DecodeChunkValue(std::span<const std::uint8_t> b) {
+  if (b.size() != kChunkValueBytes) return Corruption("index: chunk value has a bad size");
+  ChunkLocation l;
+  const std::uint8_t* p = b.data();
+  l.pack_id = GetU32(p);
+  l.offset = GetU64(p + 4);
+  l.stored_len = GetU32(p + 12);
+  l.raw_len = GetU32(p + 16);
+  if (p[20] > 1) return Corruption("index: chunk value has an unknown codec");
+  l.codec = static_cast<Codec>(p[20]);
+  std::memcpy(l.sha256.data(), p + 21, 32);
+  return l;
+}
+
+std::vector<std::uint8_t> EncodeBlobValue(const BlobRecord& r) {
+  std::vector<std::uint8_t> v;
+  v.push_back(kBlobRecordVersion);
+  PutU64(&v, r.info.size);
+  PutU64(&v, r.info.chunk_count);
+  AppendChunkerParams(r.info.chunker, &v);
+  v.insert(v.end(), r.info.sha256.begin(), r.info.sha256.end());
+  PutU64(&v, static_cast<std::uint64_t>(r.info.created_unix_s));
+  PutU64(&v, r.seq);
+  PutU32(&v, r.manifest_pack);
+  PutU64(&v, r.manifest_offset);
+  return v;
+}
+
+Result<BlobRecord> DecodeBlobValue(std::string_view id, std::span<const std::uint8_t> b) {
+  ByteReader rd(b);
+  BlobRecord r;
+  r.info.id = std::string(id);
+  if (rd.U8() != kBlobRecordVersion) return Corruption("index: blob record has a bad version");
+  r.info.size = rd.U64();
+  r.info.chunk_count = rd.U64();
+  auto params = rd.Bytes(13);
+  auto sha = rd.Bytes(32);
+  r.info.created_unix_s = static_cast<std::int64_t>(rd.U64());
+  r.seq = rd.U64();
+  r.manifest_pack = rd.U32();
+  r.manifest_offset = rd.U64();
+  if (rd.failed() || rd.remaining() != 0) return Corruption("index: blob record is malformed");
+  std::memcpy(r.info.sha256.data(), sha.data(), 32);
+  LB_ASSIGN_OR_RETURN(r.info.chunker, DecodeChunkerParams(params));
+  return r;
+}
+
+std::vector<std::uint8_t> EncodeMap(const std::vector<ChunkExtent>& extents) {
+  std::vector<std::uint8_t> v;
+  v.reserve(4 + extents.size() * kExtentBytes);
+  PutU32(&v, static_cast<std::uint32_t>(extents.size()));
+  for (const ChunkExtent& e : extents) {
+    PutU32(&v, e.length);
+    v.insert(v.end(), e.key.bytes.begin(), e.key.bytes.end());
+  }
+  return v;
+}
+
+Result<std::vector<ChunkExtent>> DecodeMap(std::span<const std::uint8_t> b) {
+  if (b.size() < 4 || (b.size() - 4) % kExtentBytes != 0 ||
+      GetU32(b.data()) != (b.size() - 4) / kExtentBytes) {
+    return Corruption("index: blob map is malformed");
+  }
+  std::vector<ChunkExtent> extents(GetU32(b.data()));
+  const std::uint8_t* p = b.data() + 4;
+  std::uint64_t offset = 0;
+  for (ChunkExtent& e : extents) {
+    e.blob_offset = offset;
+    e.length = GetU32(p);
+    std::memcpy(e.key.bytes.data(), p + 4, 16);
+    offset += e.length;
+    p += kExtentBytes;
+  }
+  return extents;
+}
+
+std::string PackEndKey(std::uint32_t pack_id) {
+  std::string k = "pack_end/";
+  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>(pack_id >> (8 * i)));
+  return k;
+}
+
+rocksdb::Options DbOptions() {
+  rocksdb::Options o;
+  o.create_missing_column_families = true;
+  o.max_open_files = -1;  // required by secondary instances
+  o.keep_log_file_num = 2;
+  o.max_background_jobs = 2;
+  return o;
+}
+
+std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors() {
+  std::vector<rocksdb::ColumnFamilyDescriptor> d;
+  for (const char* n : kCfNames) d.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  return d;
+}
+
+}  // namespace
+
+StoreIndex::Batch::Batch() : wb_(std::make_unique<rocksdb::WriteBatch>()) {}
+StoreIndex::Batch::~Batch() = default;
+StoreIndex::Batch::Batch(Batch&&) noexcept = default;
+StoreIndex::Batch& StoreIndex::Batch::operator=(Batch&&) noexcept = default;
+std::size_t StoreIndex::Batch::count() const { return wb_->Count(); }
+
+void StoreIndex::Batch::PutChunk(const ChunkKey& key, const ChunkLocation& loc) {
+  wb_->Put(index_->cfs_[kChunks], AsSlice(key), AsSlice(EncodeChunkValue(loc)))
+      .PermitUncheckedError();
+}
+void StoreIndex::Batch::DeleteChunk(const ChunkKey& key) {
+  wb_->Delete(index_->cfs_[kChunks], AsSlice(key)).PermitUncheckedError();
+}
+void StoreIndex::Batch::PutBlob(const BlobRecord& rec, const std::vector<ChunkExtent>& extents) {
+  wb_->Put(index_->cfs_[kBlobs], rec.info.id, AsSlice(EncodeBlobValue(rec))).PermitUncheckedError();
+  wb_->Put(index_->cfs_[kMaps], rec.info.id, AsSlice(EncodeMap(extents))).PermitUncheckedError();
+}
+void StoreIndex::Batch::DeleteBlob(std::string_view id) {
+  wb_->Delete(index_->cfs_[kBlobs], rocksdb::Slice(id.data(), id.size())).PermitUncheckedError();
+  wb_->Delete(index_->cfs_[kMaps], rocksdb::Slice(id.data(), id.size())).PermitUncheckedError();
+}
+void StoreIndex::Batch::PutMeta(const StoreMeta& m) {
+  std::vector<std::uint8_t> v;
+  PutU32(&v, m.format_version);
+  auto* cf = index_->cfs_[kMeta];
+  wb_->Put(cf, "format_version", AsSlice(v)).PermitUncheckedError();
+  v.assign(m.store_uuid.begin(), m.store_uuid.end());
+  wb_->Put(cf, "store_uuid", AsSlice(v)).PermitUncheckedError();
+  v.clear();
+  AppendChunkerParams(m.default_chunker, &v);
+  wb_->Put(cf, "default_chunker", AsSlice(v)).PermitUncheckedError();
+  v.clear();
+  PutU64(&v, m.next_seq);
+  wb_->Put(cf, "next_seq", AsSlice(v)).PermitUncheckedError();
+}
+void StoreIndex::Batch::PutPackEnd(std::uint32_t pack_id, std::uint64_t end) {
+  std::vector<std::uint8_t> v;
+  PutU64(&v, end);
+  wb_->Put(index_->cfs_[kMeta], PackEndKey(pack_id), AsSlice(v)).PermitUncheckedError();
+}
+void StoreIndex::Batch::DeletePackEnd(std::uint32_t pack_id) {
+  wb_->Delete(index_->cfs_[kMeta], PackEndKey(pack_id)).PermitUncheckedError();
+}
+
+Result<std::unique_ptr<StoreIndex>> StoreIndex::OpenPrimary(const std::string& dir, bool create) {
+  rocksdb::Options o = DbOptions();
+  o.create_if_missing = create;
+  std::unique_ptr<StoreIndex> idx(new StoreIndex());
+  rocksdb::Status s = rocksdb::DB::Open(o, dir, Descriptors(), &idx->cfs_, &idx->db_);
+  if (!s.ok()) return FromRocks(s, "open index " + dir);
+  return idx;
+}
+
+Result<std::unique_ptr<StoreIndex>> StoreIndex::OpenSecondary(const std::string& dir,
+                                                              const std::string& secondary_dir) {
+  rocksdb::Options o = DbOptions();
+  std::unique_ptr<StoreIndex> idx(new StoreIndex());
+  idx->secondary_ = true;
+  rocksdb::Status s =
+      rocksdb::DB::OpenAsSecondary(o, dir, secondary_dir, Descriptors(), &idx->cfs_, &idx->db_);
+  if (!s.ok()) return FromRocks(s, "open index " + dir + " (as reader)");
+  return idx;
+}
+
+StoreIndex::~StoreIndex() {
+  if (db_ == nullptr) return;
+  for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  db_->Close().PermitUncheckedError();
+  delete db_;
+}
+
+StoreIndex::Batch StoreIndex::NewBatch() {
+  Batch b;
+  b.index_ = this;
+  return b;
+}
+
+Status StoreIndex::Commit(Batch& batch) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = db_->Write(wo, batch.wb_.get());
+  if (!s.ok()) {
+    // A failed WAL write (e.g. ENOSPC) puts RocksDB in read-only mode until resumed.
+    db_->Resume().PermitUncheckedError();
+    return FromRocks(s, "index commit");
+  }
+  return Status::Ok();
+}
+
+Status StoreIndex::CatchUp() {
+  if (!secondary_) return Status::Ok();
+  rocksdb::Status s = db_->TryCatchUpWithPrimary();
+  return s.ok() ? Status::Ok() : FromRocks(s, "index catch-up");
+}
+
+Result<std::optional<ChunkLocation>> StoreIndex::GetChunk(const ChunkKey& key) {
+  rocksdb::PinnableSlice v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kChunks], AsSlice(key), &v);
+  if (s.IsNotFound()) return std::optional<ChunkLocation>();
+  if (!s.ok()) return FromRocks(s, "index get chunk");
+  LB_ASSIGN_OR_RETURN(ChunkLocation l, DecodeChunkValue(AsBytes(v)));
+  return std::optional<ChunkLocation>(l);
+}
+
+Result<std::optional<BlobRecord>> StoreIndex::GetBlob(std::string_view id) {
+  rocksdb::PinnableSlice v;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cfs_[kBlobs], rocksdb::Slice(id.data(), id.size()), &v);
+  if (s.IsNotFound()) return std::optional<BlobRecord>();
+  if (!s.ok()) return FromRocks(s, "index get blob");
+  LB_ASSIGN_OR_RETURN(BlobRecord r, DecodeBlobValue(id, AsBytes(v)));
+  return std::optional<BlobRecord>(std::move(r));
+}
+
+Result<std::optional<std::vector<ChunkExtent>>> StoreIndex::GetMap(std::string_view id) {
+  rocksdb::PinnableSlice v;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cfs_[kMaps], rocksdb::Slice(id.data(), id.size()), &v);
+  if (s.IsNotFound()) return std::optional<std::vector<ChunkExtent>>();
+  if (!s.ok()) return FromRocks(s, "index get blob map");
+  LB_ASSIGN_OR_RETURN(auto extents, DecodeMap(AsBytes(v)));
+  return std::optional<std::vector<ChunkExtent>>(std::move(extents));
+}
+
+Result<std::optional<StoreMeta>> StoreIndex::GetMeta() {
+  auto get = [&](const char* key, std::string* out) {
+    return db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], key, out);
+  };
+  std::string version, uuid, chunker, seq;
+  rocksdb::Status s = get("format_version", &version);
+  if (s.IsNotFound()) return std::optional<StoreMeta>();
+  if (!s.ok()) return FromRocks(s, "index get meta");
+  if (!get("store_uuid", &uuid).ok() || !get("default_chunker", &chunker).ok() ||
+      !get("next_seq", &seq).ok() || version.size() != 4 || uuid.size() != 16 || seq.size() != 8) {
+    return Corruption("index: meta column family is incomplete");
+  }
+  StoreMeta m;
+  m.format_version = GetU32(reinterpret_cast<const std::uint8_t*>(version.data()));
+  if (m.format_version != kPackFormatVersion) {
+    return Unsupported("store format version " + std::to_string(m.format_version) +
+                       " is not supported");
+  }
+  std::memcpy(m.store_uuid.data(), uuid.data(), 16);
+  LB_ASSIGN_OR_RETURN(
+      m.default_chunker,
+      DecodeChunkerParams({reinterpret_cast<const std::uint8_t*>(chunker.data()), chunker.size()}));
+  m.next_seq = GetU64(reinterpret_cast<const std::uint8_t*>(seq.data()));
+  return std::optional<StoreMeta>(m);
+}
+
+Result<std::vector<std::pair<std::uint32_t, std::uint64_t>>> StoreIndex::PackEnds() {
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kMeta]));
+  const std::string prefix = "pack_end/";
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != prefix.size() + 4 || it->value().size() != 8) {
+      return Corruption("index: bad pack_end entry");
+    }
+    const auto* k = reinterpret_cast<const std::uint8_t*>(it->key().data()) + prefix.size();
+    std::uint32_t id = std::uint32_t{k[0]} << 24 | k[1] << 16 | k[2] << 8 | k[3];
+    out.emplace_back(id, GetU64(reinterpret_cast<const std::uint8_t*>(it->value().data())));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "index scan meta");
+  return out;
+}
+
+Status StoreIndex::ForEachChunk(
+    const std::function<Status(const ChunkKey&, const ChunkLocation&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kChunks]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 16) return Corruption("index: chunk key has a bad size");
+    ChunkKey k;
+    std::memcpy(k.bytes.data(), it->key().data(), 16);
+    LB_ASSIGN_OR_RETURN(ChunkLocation l, DecodeChunkValue(AsBytes(it->value())));
+    LB_RETURN_IF_ERROR(fn(k, l));
+  }
+  return it->status().ok() ? Status::Ok() : FromRocks(it->status(), "index scan chunks");
+}
+
+Status StoreIndex::ForEachBlob(const std::function<Status(const BlobRecord&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kBlobs]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    LB_ASSIGN_OR_RETURN(BlobRecord r,
+                        DecodeBlobValue(it->key().ToStringView(), AsBytes(it->value())));
+    LB_RETURN_IF_ERROR(fn(r));
+  }
+  return it->status().ok() ? Status::Ok() : FromRocks(it->status(), "index scan blobs");
+}
+
+Status StoreIndex::ForEachMap(
+    const std::function<Status(std::string_view, const std::vector<ChunkExtent>&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kMaps]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    LB_ASSIGN_OR_RETURN(auto extents, DecodeMap(AsBytes(it->value())));
+    LB_RETURN_IF_ERROR(fn(it->key().ToStringView(), extents));
+  }
+  return it->status().ok() ? Status::Ok() : FromRocks(it->status(), "index scan blob maps");
+}
+
+}  // namespace lazyblob
