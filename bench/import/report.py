@@ -64,6 +64,9 @@ def summarize(records):
                 seconds_median=median([r["seconds"] for r in runs]),
                 seconds_all=[round(r["seconds"], 3) for r in runs],
                 mb_per_s_median=median([r["logical_bytes"] / r["seconds"] / 1e6 for r in runs]),
+                cpu_seconds_median=median([r.get("cpu_seconds") for r in runs]),
+                mb_per_cpu_s_median=median([r["logical_bytes"] / r["cpu_seconds"] / 1e6
+                                            for r in runs if r.get("cpu_seconds")]),
                 store_du_bytes=median([r["store_du_bytes"] for r in runs]),
                 store_file_bytes=median([r["store_file_bytes"] for r in runs]),
                 compressed_unique_bytes=median([r.get("compressed_unique_bytes") for r in runs]),
@@ -118,25 +121,28 @@ def markdown(result):
         "RocksDB index).",
         "",
         "| tool | stored bytes (du -sb) | stored bytes (files only) | compressed chunk bytes "
-        "| dedup ratio | import MB/s | wall s (all reps) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| dedup ratio | import MB/s | wall s (all reps) | CPU s | MB per CPU s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in ("lazyblob", "casync", "borg"):
         if name not in s:
             continue
         t = s[name]
         if not t["reps_ok"]:
-            lines.append(f"| {name} | failed: {'; '.join(t['errors'])[:200]} | | | | | |")
+            lines.append(f"| {name} | failed: {'; '.join(t['errors'])[:200]} | | | | | | | |")
             continue
         lines.append(
             f"| {name} | {fmt_bytes(t['store_du_bytes'])} | {fmt_bytes(t['store_file_bytes'])} "
             f"| {fmt_bytes(t['compressed_unique_bytes'])} | {t['dedup_ratio']:.3f} "
-            f"| {t['mb_per_s_median']:.1f} | {', '.join(f'{x:.2f}' for x in t['seconds_all'])} |")
-    lines += ["", "| ratio | stored (du -sb) | stored (files) | MB/s |", "| --- | --- | --- | --- |"]
+            f"| {t['mb_per_s_median']:.1f} | {', '.join(f'{x:.2f}' for x in t['seconds_all'])} "
+            f"| {fmt(t['cpu_seconds_median'], '.2f')} | {fmt(t['mb_per_cpu_s_median'], '.1f')} |")
+    lines += ["", "| ratio | stored (du -sb) | stored (files) | MB/s | MB per CPU s |",
+              "| --- | --- | --- | --- | --- |"]
     for other in ("casync", "borg"):
         r = result["ratios"][f"lazyblob/{other}"]
         lines.append(f"| lazyblob/{other} | {fmt(r['store_du_bytes'], '.3f')} "
-                     f"| {fmt(r['store_file_bytes'], '.3f')} | {fmt(r['mb_per_s'], '.2f')} |")
+                     f"| {fmt(r['store_file_bytes'], '.3f')} | {fmt(r['mb_per_s'], '.2f')} "
+                     f"| {fmt(r['mb_per_cpu_s'], '.2f')} |")
     tg = result["targets"]
     lines += [
         "",
@@ -147,7 +153,8 @@ def markdown(result):
         "Notes: dedup ratio = logical bytes / unique uncompressed chunk bytes. du -sb counts "
         "directory entries too (casync's store has one directory per 4-hex-digit prefix). "
         "Images are read into the page cache before each run; times do not include a final "
-        "sync. The machine is shared and noisy: compare the ratios, not absolute MB/s.",
+        "sync. CPU s = user + system time of the tool's processes (all threads). The machine is "
+        "shared and noisy: compare the ratios, not absolute MB/s.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -176,6 +183,7 @@ def main():
             "store_du_bytes": ratio(summary, "lazyblob", other, "store_du_bytes"),
             "store_file_bytes": ratio(summary, "lazyblob", other, "store_file_bytes"),
             "mb_per_s": ratio(summary, "lazyblob", other, "mb_per_s_median"),
+            "mb_per_cpu_s": ratio(summary, "lazyblob", other, "mb_per_cpu_s_median"),
         }
     rc = ratios["lazyblob/casync"]
     targets = {
