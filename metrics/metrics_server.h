@@ -1,0 +1,57 @@
+// MetricsServer: the HTTP endpoint Prometheus scrapes. Serves `/metrics` in the text
+// exposition format (0.0.4) from a PrometheusEngineStats, on prometheus-cpp's civetweb
+// Exposer. Exceptions of prometheus-cpp/civetweb never leave this class.
+//
+// Thread-safety: Start() and the destructor from one thread; port() from any. The
+// server's own threads call stats->Collect() concurrently with the engine's writes. The
+// server shares ownership of `stats`, so the stats outlive every scrape.
+#ifndef LAZYBLOB_METRICS_METRICS_SERVER_H_
+#define LAZYBLOB_METRICS_METRICS_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "metrics/prometheus_engine_stats.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace lazyblob {
+
+struct MetricsServerOptions {
+  // "host:port"; host an IPv4 address, or an IPv6 one in brackets ("[::1]:9150"). Port 0
+  // picks a free port (see MetricsServer::port()). Loopback by default: the endpoint has no
+  // authentication.
+  std::string listen_address = "127.0.0.1:9150";
+  int num_threads = 2;                           // HTTP worker threads
+  std::shared_ptr<PrometheusEngineStats> stats;  // required
+
+  Status Validate() const;
+};
+
+class MetricsServer {
+ public:
+  // Binds and starts serving. A port already in use is kBusy
+  // ("metrics endpoint 127.0.0.1:9150: address already in use").
+  static Result<std::unique_ptr<MetricsServer>> Start(const MetricsServerOptions& options);
+
+  ~MetricsServer();  // stops serving; in-flight scrapes finish first
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+  // The bound TCP port (the real one when the options asked for port 0).
+  int port() const { return port_; }
+
+ private:
+  MetricsServer() = default;
+
+  std::shared_ptr<PrometheusEngineStats> stats_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+};
+
+}  // namespace lazyblob
+
+#endif  // LAZYBLOB_METRICS_METRICS_SERVER_H_

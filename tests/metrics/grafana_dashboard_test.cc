@@ -1,0 +1,83 @@
+// docs/grafana-dashboard.json must only query metrics the daemon exports: every
+// lazyblob_* name in a panel expression is checked against a full exposition.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "metrics/prometheus_engine_stats.h"
+#include "tests/metrics/exposition.h"
+
+namespace lazyblob {
+namespace {
+
+void CollectExprs(const nlohmann::json& j, std::vector<std::string>& out) {
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() == "expr" && it.value().is_string()) out.push_back(it.value());
+      CollectExprs(it.value(), out);
+    }
+  } else if (j.is_array()) {
+    for (const auto& e : j) CollectExprs(e, out);
+  }
+}
+
+std::vector<std::string> DashboardExprs() {
+  std::ifstream in(std::string(LAZYBLOB_SOURCE_DIR) + "/docs/grafana-dashboard.json");
+  EXPECT_TRUE(in.good());
+  const nlohmann::json dashboard = nlohmann::json::parse(in);  // throws (fails) if not JSON
+  std::vector<std::string> exprs;
+  CollectExprs(dashboard, exprs);
+  return exprs;
+}
+
+// Every family the daemon can export, with all optional ones switched on and set.
+std::set<std::string> ExportedFamilies() {
+  auto stats = std::move(PrometheusEngineStats::Open({})).value();
+  stats->OpenObjects(+1, "blob");
+  stats->SetStoreGauges({});
+  return testing::DeclaredFamilies(stats->TextExposition());
+}
+
+std::string StripSeriesSuffix(const std::string& name, const std::set<std::string>& families) {
+  for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+    const std::string s(suffix);
+    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+      const std::string base = name.substr(0, name.size() - s.size());
+      if (families.count(base)) return base;
+    }
+  }
+  return name;
+}
+
+TEST(GrafanaDashboard, EveryQueriedMetricIsExported) {
+  const std::set<std::string> families = ExportedFamilies();
+  const std::regex metric_name("lazyblob_[a-zA-Z0-9_]+");
+  int names = 0;
+  for (const std::string& expr : DashboardExprs()) {
+    for (std::sregex_iterator it(expr.begin(), expr.end(), metric_name), end; it != end; ++it) {
+      ++names;
+      const std::string name = StripSeriesSuffix(it->str(), families);
+      EXPECT_TRUE(families.count(name)) << name << " in: " << expr;
+    }
+  }
+  EXPECT_GT(names, 0);
+}
+
+TEST(GrafanaDashboard, HasTheAgreedPanels) {
+  std::string all;
+  for (const std::string& expr : DashboardExprs()) all += expr + "\n";
+  EXPECT_NE(all.find("histogram_quantile"), std::string::npos);
+  EXPECT_NE(all.find("lazyblob_read_latency_seconds_bucket"), std::string::npos);
+  EXPECT_NE(all.find(R"(op="read")"), std::string::npos);  // read rate
+  EXPECT_NE(all.find("cache_hit"), std::string::npos);     // hit ratio
+  EXPECT_NE(all.find("error"), std::string::npos);  // errors
+  EXPECT_NE(all.find("lazyblob_requests_in_flight"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lazyblob
