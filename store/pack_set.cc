@@ -53,7 +53,7 @@ Result<std::vector<std::uint32_t>> PackSet::ListPackIds(const std::string& store
     unsigned id = 0;
     char tail[8] = {};
     if (std::sscanf(e->d_name, "pack-%6u.%4s", &id, tail) == 2 && std::strcmp(tail, "lbp") == 0 &&
-        std::strlen(e->d_name) == 14) {
+        std::strlen(e->d_name) == 15) {
       ids.push_back(id);
     }
   }
