@@ -136,6 +136,7 @@ rocksdb::Options DbOptions() {
   o.max_open_files = -1;  // required by secondary instances
   o.keep_log_file_num = 2;
   o.max_background_jobs = 2;
+  o.allow_fallocate = false;  // no preallocated WAL: small filesystems fill honestly
   return o;
 }
 
