@@ -165,6 +165,7 @@ Result<std::size_t> KernelSimulator::Read(const SimMount& mount, std::uint64_t o
                                           std::span<std::byte> out) {
   State& s = *s_;
   std::shared_ptr<State::Object> obj;
+  std::uint64_t size = 0;
   {
     std::lock_guard lk(s.mu);
     auto it = s.mounts.find(mount.id);
@@ -173,8 +174,8 @@ Result<std::size_t> KernelSimulator::Read(const SimMount& mount, std::uint64_t o
     if (obj->state == State::ObjState::kDead) {
       return ErrnoStatus(ENOBUFS, "read: the cache was withdrawn");
     }
+    size = obj->size;  // a reopen may change it (with a violation); read it under mu
   }
-  const std::uint64_t size = obj->size;  // set before the mount was handed out
   if (offset >= size || out.empty()) return std::size_t{0};
   const std::uint64_t end = std::min<std::uint64_t>(offset + out.size(), size);
   const std::uint64_t file_end = AlignUp(size);
