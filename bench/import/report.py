@@ -121,19 +121,23 @@ def markdown(result):
         "RocksDB index).",
         "",
         "| tool | stored bytes (du -sb) | stored bytes (files only) | compressed chunk bytes "
-        "| dedup ratio | import MB/s | wall s (all reps) | CPU s | MB per CPU s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| overhead (du - chunks) | dedup ratio | import MB/s | wall s (all reps) | CPU s "
+        "| MB per CPU s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in ("lazyblob", "casync", "borg"):
         if name not in s:
             continue
         t = s[name]
         if not t["reps_ok"]:
-            lines.append(f"| {name} | failed: {'; '.join(t['errors'])[:200]} | | | | | | | |")
+            lines.append(f"| {name} | failed: {'; '.join(t['errors'])[:200]} | | | | | | | | |")
             continue
+        overhead = (None if t["compressed_unique_bytes"] is None
+                    else t["store_du_bytes"] - t["compressed_unique_bytes"])
         lines.append(
             f"| {name} | {fmt_bytes(t['store_du_bytes'])} | {fmt_bytes(t['store_file_bytes'])} "
-            f"| {fmt_bytes(t['compressed_unique_bytes'])} | {t['dedup_ratio']:.3f} "
+            f"| {fmt_bytes(t['compressed_unique_bytes'])} | {fmt_bytes(overhead)} "
+            f"| {t['dedup_ratio']:.3f} "
             f"| {t['mb_per_s_median']:.1f} | {', '.join(f'{x:.2f}' for x in t['seconds_all'])} "
             f"| {fmt(t['cpu_seconds_median'], '.2f')} | {fmt(t['mb_per_cpu_s_median'], '.1f')} |")
     lines += ["", "| ratio | stored (du -sb) | stored (files) | MB/s | MB per CPU s |",
@@ -152,6 +156,9 @@ def markdown(result):
         "",
         "Notes: dedup ratio = logical bytes / unique uncompressed chunk bytes. du -sb counts "
         "directory entries too (casync's store has one directory per 4-hex-digit prefix). "
+        "Compressed chunk bytes: casync = its .cacnk files, borg = unique_csize, lazyblob = "
+        "stat's stored_bytes; overhead = du -sb minus that (indexes, RocksDB, pack/segment "
+        "headers, directories). "
         "Images are read into the page cache before each run; times do not include a final "
         "sync. CPU s = user + system time of the tool's processes (all threads). The machine is "
         "shared and noisy: compare the ratios, not absolute MB/s.",

@@ -41,13 +41,17 @@ run_casync() {
   t1=$(now)
   c1=$(cpu_seconds)
   read -r du files < <(measure_paths "$dir")
+  local chunk_files
+  chunk_files=$(measure_paths "$dir/store" | cut -d' ' -f2)
   python3 "$HERE/caibx_stats.py" "$dir"/*.caibx |
     python3 -c 'import json,sys
 s = json.load(sys.stdin)
 s.update(tool="casync", seconds=float(sys.argv[1]) - float(sys.argv[2]),
          store_du_bytes=int(sys.argv[3]), store_file_bytes=int(sys.argv[4]),
-         casync_version=sys.argv[5], cpu_seconds=float(sys.argv[6]) - float(sys.argv[7]))
-print(json.dumps(s))' "$t1" "$t0" "$du" "$files" "$(casync --version | tail -1)" "$c1" "$c0"
+         casync_version=sys.argv[5], cpu_seconds=float(sys.argv[6]) - float(sys.argv[7]),
+         compressed_unique_bytes=int(sys.argv[8]))
+print(json.dumps(s))' "$t1" "$t0" "$du" "$files" "$(casync --version | tail -1)" "$c1" "$c0" \
+    "$chunk_files"
 }
 
 # borg: one unencrypted repo for both images, one archive per image. Its client-side
