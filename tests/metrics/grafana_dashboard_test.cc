@@ -75,7 +75,7 @@ TEST(GrafanaDashboard, HasTheAgreedPanels) {
   EXPECT_NE(all.find("lazyblob_read_latency_seconds_bucket"), std::string::npos);
   EXPECT_NE(all.find(R"(op="read")"), std::string::npos);  // read rate
   EXPECT_NE(all.find("cache_hit"), std::string::npos);     // hit ratio
-  EXPECT_NE(all.find("error"), std::string::npos);  // errors
+  EXPECT_NE(all.find("error"), std::string::npos);         // errors
   EXPECT_NE(all.find("lazyblob_requests_in_flight"), std::string::npos);
 }
 
