@@ -1,0 +1,459 @@
+#include "core/request_engine.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <deque>
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "core/aligned_buffer.h"
+#include "core/anon_fd_writer.h"
+#include "core/log.h"
+#include "core/pending_request.h"
+
+#if defined(__SANITIZE_THREAD__)
+extern "C" {
+void AnnotateIgnoreWritesBegin(const char* file, int line);
+void AnnotateIgnoreWritesEnd(const char* file, int line);
+void __tsan_acquire(void* addr);
+void __tsan_release(void* addr);
+// libtbb.so is not instrumented: its internal frees and compares look racy to TSan.
+const char* __tsan_default_suppressions() { return "called_from_lib:libtbb.so.12\n"; }
+}
+#define TsanIgnoreWritesBegin() AnnotateIgnoreWritesBegin(__FILE__, __LINE__)
+#define TsanIgnoreWritesEnd() AnnotateIgnoreWritesEnd(__FILE__, __LINE__)
+#define TsanRelease(p) __tsan_release(p)
+#define TsanAcquire(p) __tsan_acquire(p)
+#else
+#define TsanRelease(p) (void)0
+#define TsanAcquire(p) (void)0
+#define TsanIgnoreWritesBegin() (void)0
+#define TsanIgnoreWritesEnd() (void)0
+#endif
+
+namespace lazyblob {
+namespace {
+
+constexpr std::string_view kVolumePrefix = "erofs,";
+
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void Signal(int event_fd) {
+  const std::uint64_t one = 1;
+  while (::write(event_fd, &one, sizeof one) < 0 && errno == EINTR) {
+  }
+}
+
+// True when [offset, offset + length) already holds data in the cache file.
+bool RangePresent(int fd, std::uint64_t offset, std::uint64_t length) {
+  const off_t hole = ::lseek(fd, static_cast<off_t>(offset), SEEK_HOLE);
+  return hole >= 0 && static_cast<std::uint64_t>(hole) >= offset + length;
+}
+
+std::uint64_t Overlap(std::uint64_t a0, std::uint64_t a1, std::uint64_t b0, std::uint64_t b1) {
+  const std::uint64_t lo = std::max(a0, b0), hi = std::min(a1, b1);
+  return hi > lo ? hi - lo : 0;
+}
+
+}  // namespace
+
+Status EngineOptions::Validate() const {
+  if (worker_threads < 0 || worker_threads > 1024) {
+    return InvalidArgument("worker_threads must be in [0, 1024] (0 = default)");
+  }
+  if (write_ahead_bytes > (1ull << 30)) return InvalidArgument("write_ahead_bytes above 1 GiB");
+  return Status();
+}
+
+int EngineOptions::ResolvedWorkerThreads() const {
+  if (worker_threads > 0) return worker_threads;
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(8, 4 * hw);
+}
+
+RequestEngine::RequestEngine(const EngineOptions& options, CacheDevice* device, ChunkSource* source,
+                             EngineStats* stats)
+    : options_(options),
+      device_(device),
+      source_(source),
+      stats_(stats),
+      write_ahead_bytes_(options.write_ahead_bytes),
+      cache_(options.chunk_cache_bytes),
+      // Workers of both arenas plus one spare; max_allowed_parallelism counts a master.
+      parallelism_(tbb::global_control::max_allowed_parallelism,
+                   static_cast<std::size_t>(options.ResolvedWorkerThreads()) + 2),
+      arena_(options.ResolvedWorkerThreads(), 0),
+      prefetch_arena_(1, 0, tbb::task_arena::priority::low) {}
+
+Result<std::unique_ptr<RequestEngine>> RequestEngine::Start(const EngineOptions& options,
+                                                            CacheDevice* device,
+                                                            ChunkSource* source,
+                                                            EngineStats* stats) {
+  LB_RETURN_IF_ERROR(options.Validate());
+  if (device == nullptr || source == nullptr || stats == nullptr) {
+    return InvalidArgument("RequestEngine needs a device, a chunk source and stats");
+  }
+  std::unique_ptr<RequestEngine> engine(new RequestEngine(options, device, source, stats));
+  engine->wake_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  engine->failed_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!engine->wake_fd_ || !engine->failed_fd_) return Status::FromErrno(errno, "eventfd");
+  engine->arena_.initialize();
+  engine->prefetch_arena_.initialize();
+  engine->dispatcher_ = std::thread([e = engine.get()] { e->DispatchLoop(); });
+  return engine;
+}
+
+RequestEngine::~RequestEngine() {
+  Stop();
+  std::lock_guard lock(mu_);
+  for (auto& [id, object] : objects_) stats_->OpenObjects(-1, object->map().id);
+  objects_.clear();
+}
+
+void RequestEngine::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  stopping_.store(true);
+  Signal(wake_fd_.get());
+  if (dispatcher_.joinable()) dispatcher_.join();
+  std::unique_lock lock(mu_);
+  idle_cv_.wait(lock, [&] { return tasks_ == 0; });
+}
+
+Status RequestEngine::Restore() {
+  LB_RETURN_IF_ERROR(device_->Restore());
+  stats_->Restored();
+  Log(LogLevel::kInfo, "asked the kernel to re-send open objects and pending reads (restore)");
+  return Status();
+}
+
+Status RequestEngine::device_status() const {
+  std::lock_guard lock(mu_);
+  return device_status_;
+}
+
+std::size_t RequestEngine::open_objects() const {
+  std::lock_guard lock(mu_);
+  return objects_.size();
+}
+
+void RequestEngine::DispatchLoop() {
+  while (!stopping_.load()) {
+    pollfd fds[2] = {{device_->poll_fd(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+    const int n = ::poll(fds, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::lock_guard lock(mu_);
+      device_status_ = Status::FromErrno(errno, "poll on the cache device");
+      break;
+    }
+    if (stopping_.load()) break;
+    if (fds[0].revents != 0 && !DrainDevice(fds[0].revents)) break;
+  }
+  if (!device_status().ok()) {
+    Log(LogLevel::kError, "cache device failed, no longer serving: " + device_status().ToString());
+    Signal(failed_fd_.get());
+  }
+}
+
+bool RequestEngine::DrainDevice(short revents) {
+  bool read_any = false;
+  while (!stopping_.load()) {
+    Result<std::optional<CacheMessage>> message = device_->Read();
+    const Clock::time_point received = Clock::now();
+    if (!message.ok()) {
+      if (message.status().code() == StatusCode::kMalformed) {
+        stats_->MalformedMessage();
+        Log(LogLevel::kWarn, "rejected a malformed message: " + message.status().ToString());
+        continue;
+      }
+      std::lock_guard lock(mu_);
+      device_status_ = message.status();
+      return false;
+    }
+    if (!message->has_value()) break;
+    read_any = true;
+    Dispatch(std::move(**message), received);
+  }
+  if (!read_any && (revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) {
+    std::lock_guard lock(mu_);
+    device_status_ = IoError("cache device hung up");
+    return false;
+  }
+  return true;
+}
+
+void RequestEngine::Submit(tbb::task_arena& arena, std::function<void()> work) {
+  std::deque<std::function<void()>>* queue = &arena == &arena_ ? &queue_ : &prefetch_queue_;
+  {
+    std::lock_guard lock(mu_);
+    queue->push_back(std::move(work));
+    ++tasks_;
+  }
+  // The work itself travels through `queue` under mu_; oneTBB only carries a wake-up.
+  // libtbb is not built with TSan, which cannot see its hand-off: tell TSan about it
+  // (release here, acquire in RunNext) and hide the closure's construction inside
+  // libtbb's task (TSan builds only; the closure holds two pointers).
+  TsanRelease(this);
+  TsanIgnoreWritesBegin();
+  arena.enqueue([this, queue] { RunNext(queue); });
+  TsanIgnoreWritesEnd();
+}
+
+void RequestEngine::RunNext(std::deque<std::function<void()>>* queue) {
+  TsanAcquire(this);
+  std::function<void()> work;
+  {
+    std::lock_guard lock(mu_);
+    work = std::move(queue->front());
+    queue->pop_front();
+  }
+  try {
+    work();
+  } catch (const std::exception& e) {
+    // The request's Pending* owner already answered it while unwinding.
+    Log(LogLevel::kError, std::string("request failed with an exception: ") + e.what());
+  }
+  work = nullptr;  // release captured objects before reporting idle
+  std::lock_guard lock(mu_);
+  if (--tasks_ == 0) idle_cv_.notify_all();
+}
+
+void RequestEngine::Dispatch(CacheMessage message, Clock::time_point received) {
+  if (auto* close = std::get_if<CloseMessage>(&message)) {
+    HandleClose(*close, received);
+    return;
+  }
+  stats_->QueueDepth(+1);
+  if (auto* open = std::get_if<OpenMessage>(&message)) {
+    // std::function needs a copyable callable: move the message into a shared_ptr.
+    auto owned = std::make_shared<OpenMessage>(std::move(*open));
+    Submit(arena_, [this, owned, received] {
+      stats_->QueueDepth(-1);
+      HandleOpen(std::move(*owned), received);
+    });
+    return;
+  }
+  const ReadMessage read = std::get<ReadMessage>(message);
+  demand_in_flight_.fetch_add(1);
+  Submit(arena_, [this, read, received] {
+    stats_->QueueDepth(-1);
+    HandleRead(read, received);
+  });
+}
+
+std::shared_ptr<CacheObject> RequestEngine::FindObject(std::uint32_t object_id) {
+  std::lock_guard lock(mu_);
+  auto it = objects_.find(object_id);
+  return it == objects_.end() ? nullptr : it->second;
+}
+
+void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) {
+  stats_->InFlight(+1);
+  PendingOpen pending(device_, message.msg_id);
+  auto fd = std::make_shared<const UniqueFd>(std::move(message.anon_fd));
+  const std::string& blob_id = message.cookie_key;
+  auto fail = [&](int err, const std::string& why) {
+    Log(LogLevel::kWarn, "OPEN of blob '" + blob_id + "' (volume '" + message.volume_key +
+                             "', object " + std::to_string(message.object_id) +
+                             ") refused: " + why);
+    Status st = pending.Reply(-err);
+    if (!st.ok()) Log(LogLevel::kWarn, "copen failed: " + st.ToString());
+    stats_->RequestDone(RequestOp::kOpen, RequestResult::kError, SecondsSince(received));
+    stats_->InFlight(-1);
+  };
+  if (message.volume_key.substr(0, kVolumePrefix.size()) != kVolumePrefix ||
+      message.volume_key.size() == kVolumePrefix.size()) {
+    return fail(EINVAL, "volume key is not 'erofs,<fsid|domain_id>'");
+  }
+  if (blob_id.empty()) return fail(EINVAL, "empty cookie key");
+
+  std::shared_ptr<void> lease;
+  if (options_.lease_blob) {
+    Result<std::shared_ptr<void>> l = options_.lease_blob(blob_id);
+    if (!l.ok()) {
+      return fail(l.status().code() == StatusCode::kNotFound ? ENOENT : EIO,
+                  "lease: " + l.status().ToString());
+    }
+    lease = std::move(*l);
+  }
+  Result<std::shared_ptr<const BlobMap>> map = source_->OpenBlob(blob_id);
+  if (!map.ok()) {
+    return fail(map.status().code() == StatusCode::kNotFound ? ENOENT : EIO,
+                map.status().ToString());
+  }
+  auto object =
+      std::make_shared<CacheObject>(message.object_id, std::move(fd), *map, std::move(lease));
+  {
+    std::lock_guard lock(mu_);
+    auto [it, inserted] = objects_.insert_or_assign(message.object_id, object);
+    if (!inserted) {
+      Log(LogLevel::kWarn, "OPEN reused live object id " + std::to_string(message.object_id));
+    }
+  }
+  stats_->OpenObjects(+1, blob_id);
+  Status st = pending.Reply(static_cast<std::int64_t>((*map)->size));
+  if (!st.ok()) {
+    Log(LogLevel::kWarn, "copen for blob '" + blob_id + "' failed: " + st.ToString());
+  } else {
+    Log(LogLevel::kDebug, "opened blob '" + blob_id + "' as object " +
+                              std::to_string(message.object_id) + ", " +
+                              std::to_string((*map)->size) + " bytes");
+  }
+  stats_->RequestDone(RequestOp::kOpen, st.ok() ? RequestResult::kOk : RequestResult::kError,
+                      SecondsSince(received));
+  stats_->InFlight(-1);
+  if (st.ok() && options_.prefetch_on_open && !stopping_.load()) {
+    Submit(prefetch_arena_, [this, object] { Prefetch(object); });
+  }
+}
+
+void RequestEngine::HandleClose(const CloseMessage& message, Clock::time_point received) {
+  std::shared_ptr<CacheObject> object;
+  {
+    std::lock_guard lock(mu_);
+    auto it = objects_.find(message.object_id);
+    if (it != objects_.end()) {
+      object = std::move(it->second);
+      objects_.erase(it);
+    }
+  }
+  if (object == nullptr) {
+    Log(LogLevel::kDebug, "CLOSE for unknown object " + std::to_string(message.object_id));
+    stats_->RequestDone(RequestOp::kClose, RequestResult::kDropped, SecondsSince(received));
+    return;
+  }
+  object->MarkClosed();
+  stats_->OpenObjects(-1, object->map().id);
+  stats_->RequestDone(RequestOp::kClose, RequestResult::kOk, SecondsSince(received));
+}
+
+void RequestEngine::HandleRead(const ReadMessage& message, Clock::time_point received) {
+  stats_->InFlight(+1);
+  std::shared_ptr<CacheObject> object = FindObject(message.object_id);
+  if (object == nullptr) {
+    // No anon fd to complete on: the kernel only sends READs for objects it opened, so
+    // this is a protocol violation or a READ that raced a CLOSE.
+    Log(LogLevel::kWarn, "READ " + std::to_string(message.msg_id) + " for unknown object " +
+                             std::to_string(message.object_id) + " dropped");
+    stats_->RequestDone(RequestOp::kRead, RequestResult::kDropped, SecondsSince(received));
+    stats_->InFlight(-1);
+    demand_in_flight_.fetch_sub(1);
+    return;
+  }
+  PendingRead pending(device_, message.msg_id, object->fd());
+  stats_->BytesRequested(message.length);
+  const BlobMap& map = object->map();
+  const std::uint64_t req_end = message.offset + std::min(message.length, map.size);
+  const auto [first, last] = map.Covering(message.offset, message.length);
+  bool ok = true;
+  for (std::size_t i = first; i < last; ++i) {
+    ok &= EnsureChunk(*object, i, /*wait=*/true, /*use_cache=*/true, message.offset, req_end);
+  }
+  // The window goes out before the completion, so the reader's next READs find it.
+  if (ok && !stopping_.load()) WriteAhead(object, last);
+  Status st = pending.Complete();
+  if (!st.ok()) {
+    Log(LogLevel::kWarn, "completing READ " + std::to_string(message.msg_id) + " of blob '" +
+                             map.id + "' failed: " + st.ToString());
+  }
+  stats_->RequestDone(RequestOp::kRead, ok && st.ok() ? RequestResult::kOk : RequestResult::kError,
+                      SecondsSince(received));
+  stats_->InFlight(-1);
+  demand_in_flight_.fetch_sub(1);
+}
+
+void RequestEngine::WriteAhead(const std::shared_ptr<CacheObject>& object, std::size_t next_chunk) {
+  const BlobMap& map = object->map();
+  const std::uint64_t budget = write_ahead_bytes_.load();
+  std::uint64_t done = 0;
+  for (std::size_t i = next_chunk; i < map.extents.size() && done < budget; ++i) {
+    if (object->closed()) return;
+    // A chunk another READ is writing is left to it; a failing one ends the window.
+    if (!EnsureChunk(*object, i, /*wait=*/false, /*use_cache=*/true, 0, 0)) return;
+    done += map.extents[i].length;
+  }
+}
+
+void RequestEngine::Prefetch(const std::shared_ptr<CacheObject>& object) {
+  const BlobMap& map = object->map();
+  for (std::size_t i = 0; i < map.extents.size(); ++i) {
+    // Demand READs first: wait while any is queued or running.
+    while (demand_in_flight_.load() > 0 && !stopping_.load() && !object->closed()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (object->closed() || stopping_.load()) return;
+    // Prefetched chunks bypass the shared cache: a whole blob would evict the hot set.
+    EnsureChunk(*object, i, /*wait=*/false, /*use_cache=*/false, 0, 0);
+  }
+  Log(LogLevel::kDebug, "prefetched blob '" + map.id + "'");
+}
+
+Result<ChunkCache::Buffer> RequestEngine::LoadChunk(const BlobMap& map, std::size_t i,
+                                                    bool use_cache) {
+  const ChunkExtent& extent = map.extents[i];
+  auto loader = [&]() -> Result<ChunkCache::Buffer> {
+    auto buffer = std::make_shared<AlignedBuffer>(AlignUp(extent.length));
+    const Clock::time_point t0 = Clock::now();
+    Status st = source_->ReadChunk(extent, buffer->span());
+    if (!st.ok()) {
+      stats_->ChunkLookup(st.code() == StatusCode::kCorruption ? ChunkLookupResult::kCorrupt
+                                                               : ChunkLookupResult::kMissing);
+      return st;
+    }
+    stats_->Decompressed(SecondsSince(t0));
+    stats_->ChunkLookup(ChunkLookupResult::kStoreHit);
+    return ChunkCache::Buffer(std::move(buffer));
+  };
+  if (!use_cache) return loader();
+  LB_ASSIGN_OR_RETURN(ChunkCache::Lookup lookup, cache_.GetOrLoad(extent.key, loader));
+  if (lookup.source != ChunkCache::Source::kLoaded) {
+    stats_->ChunkLookup(ChunkLookupResult::kCacheHit);
+  }
+  return std::move(lookup.buffer);
+}
+
+bool RequestEngine::EnsureChunk(CacheObject& object, std::size_t i, bool wait, bool use_cache,
+                                std::uint64_t req_begin, std::uint64_t req_end) {
+  const CacheObject::Claim claim = wait ? object.ClaimOrWait(i) : object.TryClaim(i);
+  if (claim != CacheObject::Claim::kMine) return true;
+  const BlobMap& map = object.map();
+  const ChunkExtent& extent = map.extents[i];
+  const int fd = object.fd()->get();
+  if (RangePresent(fd, extent.blob_offset, extent.length)) {
+    object.Finish(i, true);
+    return true;
+  }
+  Result<ChunkCache::Buffer> buffer = LoadChunk(map, i, use_cache);
+  if (!buffer.ok()) {
+    object.Finish(i, false);
+    Log(LogLevel::kError, "blob '" + map.id + "': chunk " + extent.key.ToHex() + " at offset " +
+                              std::to_string(extent.blob_offset) + " (" +
+                              std::to_string(extent.length) +
+                              " bytes) not served: " + buffer.status().ToString());
+    return false;
+  }
+  // Whole blocks: the blob's unaligned tail goes out as one zero-padded block.
+  const std::size_t bytes = AlignUp(extent.length);
+  Status st = WriteBlocks(fd, extent.blob_offset, {(*buffer)->data(), bytes});
+  object.Finish(i, st.ok());
+  if (!st.ok()) {
+    Log(LogLevel::kError, "blob '" + map.id + "': " + st.ToString());
+    return false;
+  }
+  stats_->BytesWritten(
+      bytes, bytes - Overlap(extent.blob_offset, extent.blob_offset + bytes, req_begin, req_end));
+  return true;
+}
+
+}  // namespace lazyblob
