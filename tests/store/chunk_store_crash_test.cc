@@ -46,15 +46,21 @@ TEST(CrashSafetyChild, ImportLoop) {
   if (env == nullptr) GTEST_SKIP() << "helper for the crash test";
   const std::string dir = env;
   auto store = ChunkStore::Open(testing::WriterOptions(dir + "/store"));
-  if (!store.ok()) std::_Exit(3);
+  if (!store.ok()) {
+    AppendLog(dir + "/errors", store.status().ToString());
+    std::_Exit(3);
+  }
   std::mt19937 rng(static_cast<unsigned>(getpid()));
   for (int i = 0;; ++i) {
     const int k = static_cast<int>(rng() % kInputs);
     const std::string id = "p" + std::to_string(getpid()) + "-" + std::to_string(i);
     ImportOptions o;
     o.id = id;
-    if ((*store)->ImportBlob(dir + "/in" + std::to_string(k), o).ok()) {
+    auto r = (*store)->ImportBlob(dir + "/in" + std::to_string(k), o);
+    if (r.ok()) {
       AppendLog(dir + "/log", "+ " + id + " " + std::to_string(k));
+    } else {
+      AppendLog(dir + "/errors", r.status().ToString());
     }
     if (i % 3 == 2) {
       const std::string victim = "p" + std::to_string(getpid()) + "-" + std::to_string(i - 1);
@@ -79,7 +85,7 @@ TEST(CrashSafety, KillNineAtRandomPoints) {
               nullptr);
       std::_Exit(127);
     }
-    ::usleep(50000 + rng() % 400000);
+    ::usleep(150000 + rng() % 600000);
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -100,14 +106,14 @@ TEST(CrashSafety, KillNineAtRandomPoints) {
       else
         removed.insert(id);
     }
-    completed += done.size();
+    completed = done.size();
     for (const auto& [id, k] : done) {
       if (removed.count(id)) continue;
       ASSERT_TRUE((*store)->ExportToPath(id, tmp / "out").ok()) << id;
       ASSERT_EQ(ReadFile(tmp / "out"), InputData(k)) << id;
     }
   }
-  EXPECT_GT(completed, 20u);  // the children did get imports through
+  EXPECT_GE(completed, 10u) << "errors: " << std::ifstream(tmp / "errors").rdbuf();
 }
 
 TEST(CrashSafety, DiskFullIsNoSpaceAndLeavesTheStoreVerifiable) {
