@@ -49,6 +49,13 @@ Status CopyBlob(ChunkStore& store, const BlobMap& map, int fd, const std::string
   return Status::Ok();
 }
 
+// The store's reason may repeat "chunk K in pack P at offset O: "; keep the cause only.
+std::string Cause(const std::string& reason) {
+  const auto colon = reason.rfind(": ");
+  if (reason.rfind("chunk ", 0) == 0 && colon != std::string::npos) return reason.substr(colon + 2);
+  return reason;
+}
+
 std::string JoinIds(const std::vector<std::string>& ids) {
   std::string s;
   for (const std::string& id : ids) {
@@ -199,7 +206,8 @@ ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id) {
   std::vector<std::string> hit;
   for (const CorruptChunk& c : r.corrupt) {
     std::printf("CORRUPT chunk %s (pack %u, offset %llu): %s; blobs: %s\n", c.key.ToHex().c_str(),
-                c.pack_id, static_cast<ull>(c.offset), c.reason.c_str(), JoinIds(c.blobs).c_str());
+                c.pack_id, static_cast<ull>(c.offset), Cause(c.reason).c_str(),
+                JoinIds(c.blobs).c_str());
     hit.insert(hit.end(), c.blobs.begin(), c.blobs.end());
   }
   for (const MissingChunk& m : r.missing) {

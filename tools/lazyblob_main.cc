@@ -6,6 +6,7 @@
 #include <exception>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "tools/lazyblob_atomic_file.h"
@@ -180,6 +181,23 @@ std::string VerbOf(CLI::App& app) {
   return "usage";
 }
 
+// The first word that is neither an option nor --store's value, if it names no verb.
+std::optional<std::string> UnknownVerb(CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--store") {
+      ++i;
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      if (sub->get_name() == arg) return std::nullopt;
+    }
+    return std::string(arg);
+  }
+  return std::nullopt;
+}
+
 int Main(int argc, char** argv) {
   Flags flags;
   CLI::App app(
@@ -189,6 +207,8 @@ int Main(int argc, char** argv) {
   app.add_option("--store", flags.global.store, "Store directory")
       ->envname(kStoreEnvVar)
       ->capture_default_str();
+  // Also accepted before or after any verb (fallthrough); listed in the verbs' help.
+  app.add_flag("--no-progress", flags.global.no_progress, "Never draw a progress bar")->group("");
   app.set_version_flag("--version", "lazyblob 0.1.0");
   app.require_subcommand(1);
   app.fallthrough();
@@ -202,6 +222,13 @@ int Main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     if (argc <= 1) {
       std::fputs(app.help().c_str(), stderr);
+      return kExitBadInput;
+    }
+    if (auto unknown = UnknownVerb(app, argc, argv)) {
+      std::fprintf(stderr,
+                   "lazyblob: usage: unknown verb '%s' (verbs: init, import, ls, stat, export, "
+                   "verify, rm, gc, rebuild-index; see 'lazyblob --help')\n",
+                   unknown->c_str());
       return kExitBadInput;
     }
     const std::string verb = VerbOf(app);
