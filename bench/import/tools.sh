@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by run.sh: one function per tool, each importing the corpus images into a fresh
 # store under $1 and printing one JSON object (a "run record") on stdout:
 #   {"tool", "seconds", "logical_bytes", "unique_bytes", "chunks", "unique_chunks",
