@@ -23,7 +23,7 @@
 // Thread-safety: all methods are thread-safe. OpenBlob/ReadChunk/LeaseBlob never take a
 // store-wide lock (many daemon workers read at once). Writer operations (ImportBlob,
 // Remove, Gc) are serialized with each other. Returned BlobMaps are immutable and
-// independent of the store's lifetime. Callbacks run on the calling thread.
+// independent of the store's lifetime.
 #ifndef LAZYBLOB_STORE_CHUNK_STORE_H_
 #define LAZYBLOB_STORE_CHUNK_STORE_H_
 
@@ -75,7 +75,8 @@ struct ImportOptions {
   Status Validate() const;
 };
 
-// Called from the importing thread with monotonically growing bytes_done.
+// Called once per chunk, one call at a time (possibly on an import worker thread),
+// with monotonically growing bytes_done.
 using ImportProgress = std::function<void(std::uint64_t bytes_done, std::uint64_t bytes_total)>;
 
 struct ImportResult {

@@ -40,6 +40,13 @@ void AppendLog(const std::string& path, const std::string& line) {
   ::close(fd);
 }
 
+std::size_t LogLines(const std::string& path) {
+  std::ifstream f(path);
+  std::size_t n = 0;
+  for (std::string line; std::getline(f, line);) ++n;
+  return n;
+}
+
 // Runs only in the child process started by CrashSafety.KillNineAtRandomPoints.
 TEST(CrashSafetyChild, ImportLoop) {
   const char* env = std::getenv(kChildEnv);
@@ -85,7 +92,18 @@ TEST(CrashSafety, KillNineAtRandomPoints) {
               nullptr);
       std::_Exit(127);
     }
-    ::usleep(150000 + rng() % 600000);
+    // Even iterations first wait for the child to finish an import (so the test makes
+    // progress however loaded the machine is), then kill at a random later point; odd
+    // ones kill at a random point that may fall in start-up and recovery.
+    if (iter % 2 == 0) {
+      const std::size_t before = LogLines(tmp / "log");
+      for (int waited = 0; LogLines(tmp / "log") <= before && waited < 60000; waited += 5) {
+        ::usleep(5000);
+      }
+      ::usleep(rng() % 300000);
+    } else {
+      ::usleep(50000 + rng() % 500000);
+    }
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
