@@ -145,7 +145,7 @@ Status ChunkStore::Impl::Remove(std::string_view blob_id) {
   batch.PutMeta(next);
   for (const auto& [pack, end] : writer->TouchedEnds()) batch.PutPackEnd(pack, end);
   if (Status s = index->Commit(batch); !s.ok()) return fail(s);
-  meta = next;
+  meta.next_seq = next.next_seq;  // only next_seq changes; readers use the rest
   return Status::Ok();
 }
 

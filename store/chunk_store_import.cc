@@ -324,7 +324,7 @@ Result<ImportResult> ChunkStore::Impl::Import(const std::string& path, const Imp
   batch.PutMeta(next);
   for (const auto& [pack, end] : writer->TouchedEnds()) batch.PutPackEnd(pack, end);
   if (Status s = index->Commit(batch); !s.ok()) return fail(s);
-  meta = next;
+  meta.next_seq = next.next_seq;  // only next_seq changes; readers use the rest
   result.new_stored_bytes += kRecordHeaderBytes + payload_len;
   return result;
 }

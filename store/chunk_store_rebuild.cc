@@ -51,7 +51,12 @@ Result<RebuildReport> RebuildIndexFromPacks(const ChunkStoreOptions& options) {
   for (std::uint32_t pack : ids) {
     auto scanner = PackScanner::Open(options.path, pack);
     if (!scanner.ok()) {
+      // Keep the pack as it is (a committed end = its size, so no writer truncates or
+      // deletes it): its bytes may still be salvageable by hand.
       report.problems.push_back(scanner.status().message() + "; pack ignored");
+      std::error_code size_ec;
+      auto size = std::filesystem::file_size(PackSet::PackPath(options.path, pack), size_ec);
+      if (!size_ec) batch.PutPackEnd(pack, size);
       continue;
     }
     ++report.packs_scanned;
