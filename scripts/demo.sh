@@ -18,7 +18,7 @@ step() {
   printf '\n\033[1m==> [%d] %s\033[0m\n' "$STEP" "$*"
 }
 run() {
-  printf '$ %s\n' "$*"
+  printf '$ %s\n' "$*" >&2
   "$@"
 }
 die() {

@@ -128,7 +128,7 @@ ExitCode RunStat(const GlobalFlags& g, const StatFlags& f) {
   std::printf("stored       %s  (after compression)\n", bytes(s.stored_bytes).c_str());
   std::printf("dedup        %s\n", HumanRatio(s.dedup_ratio).c_str());
   std::printf("compression  %s\n", HumanRatio(s.compression_ratio).c_str());
-  std::printf("packs        %llu files, %s on disk\n", static_cast<ull>(s.packs),
+  std::printf("packs        %llu (%s on disk)\n", static_cast<ull>(s.packs),
               HumanBytes(s.pack_file_bytes).c_str());
   return kExitOk;
 }

@@ -36,12 +36,14 @@ struct Flags {
   bool dry_run = false;
 };
 
-void AddOutputFlags(CLI::App* sub, Flags& f, bool has_progress) {
-  sub->add_flag("--json", f.global.json, "Print the result as JSON on stdout (for scripts)");
+CLI::Option* AddOutputFlags(CLI::App* sub, Flags& f, bool has_progress) {
+  CLI::Option* json =
+      sub->add_flag("--json", f.global.json, "Print the result as JSON on stdout (for scripts)");
   if (has_progress) {
     sub->add_flag("--no-progress", f.global.no_progress,
                   "Never draw a progress bar (drawn on stderr only when it is a terminal)");
   }
+  return json;
 }
 
 CLI::App* AddImport(CLI::App& app, Flags& f) {
@@ -83,11 +85,12 @@ CLI::App* AddStat(CLI::App& app, Flags& f) {
       "stat",
       "Show store totals: blobs, unique chunks, logical/unique/stored bytes, dedup "
       "and compression ratios, pack files.");
-  AddOutputFlags(sub, f, false);
+  CLI::Option* json = AddOutputFlags(sub, f, false);
   auto* prom =
       sub->add_flag("--prometheus", f.stat.prometheus,
                     "Print the totals in the Prometheus text format (lazyblob_store_* gauges) for "
                     "node_exporter's textfile collector");
+  prom->excludes(json);
   sub->add_option("--output", f.stat.output,
                   "With --prometheus: write to this file atomically (temp file + rename) "
                   "instead of stdout")

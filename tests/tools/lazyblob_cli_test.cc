@@ -177,6 +177,7 @@ TEST_F(CliTest, StatPrometheusIsTextFormatMatchingJson) {
   EXPECT_EQ(std::distance(fs::directory_iterator(textfile_dir), fs::directory_iterator()), 1);
 
   EXPECT_EQ(Lb({"stat", "--output", out.string()}).exit_code, 2);  // --output needs --prometheus
+  EXPECT_EQ(Lb({"stat", "--prometheus", "--json"}).exit_code, 2);  // one format at a time
 }
 
 TEST_F(CliTest, HelpOfEveryVerbExitsZeroAndTeachesItsOptions) {
