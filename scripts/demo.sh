@@ -54,7 +54,8 @@ p = next(p for p in presets if p["name"] == "default")
 print(p["binaryDir"].replace("${sourceDir}", sys.argv[2]))' "$ROOT/CMakePresets.json" "$ROOT")"
   (cd "$ROOT" && run cmake --preset default -DLAZYBLOB_BUILD_BENCH=OFF >/dev/null)
   run ninja -C "$BUILD_DIR" -j "$(nproc)" lazyblob
-  LB="$BUILD_DIR/lazyblob"
+  LB="$BUILD_DIR/tools/lazyblob"
+  [[ -x "$LB" ]] || die "build produced no $LB"
 fi
 command -v mkfs.erofs >/dev/null || die "mkfs.erofs not found (apt-get install erofs-utils)"
 
