@@ -9,7 +9,7 @@
 # Env:   LAZYBLOB_BIN=path          use this lazyblob binary, skip install and build
 #        KEEP=1                     keep the temp directory (store, images) for a look
 # Exits non-zero on the first failing step.
-set -euo pipefail
+set -Eeuo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STEP=0
