@@ -62,9 +62,9 @@ set -e
 vm_s=$(($(date +%s) - boot))
 
 # Guest-side logs (probe/daemon logs, dmesg) from the ext4 disk.
-rm -rf "$OUT/guest-logs"
-mkdir -p "$OUT/guest-logs"
-debugfs -R "rdump /e2e-logs $OUT/guest-logs" "$OUT/cache.img" >/dev/null 2>&1 || true
+rm -rf "$OUT/guest-logs" "$OUT/e2e-logs"
+debugfs -R "rdump /e2e-logs $OUT" "$OUT/cache.img" >/dev/null 2>&1 || true
+[[ -d "$OUT/e2e-logs" ]] && mv "$OUT/e2e-logs" "$OUT/guest-logs"
 
 tr -d '\r' <"$OUT/console.log" | sed -n 's/.*@@E2E \(PASS\|FAIL\|SKIP\) /\1 /p' >"$OUT/results.txt"
 tr -d '\r' <"$OUT/console.log" | sed -n 's/.*@@E2E FACT /FACT /p' >"$OUT/facts.txt"

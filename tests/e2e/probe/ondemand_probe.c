@@ -53,9 +53,9 @@ static volatile sig_atomic_t g_stop;
 
 // Experiment switches.
 static enum tail_mode g_tail = TAIL_PADDED;
-static int g_misaligned;       // first READ: try unaligned offset/buffer/length
-static int g_double_complete;  // first READ: complete twice
-static int g_bad_copen;        // first OPEN: copen unknown id, then duplicate
+static int g_misaligned;               // first READ: try unaligned offset/buffer/length
+static int g_double_complete;          // first READ: complete twice
+static int g_bad_copen;                // first OPEN: copen unknown id, then duplicate
 static long long g_no_data_from = -1;  // READs with off >= this ...
 static int g_no_data_count;            // ... this many get no data
 static int g_serve_all_on_open;        // write the whole blob right after copen
@@ -132,8 +132,7 @@ static int serve_range(struct object* o, unsigned obj_id, long long off, long lo
   if (rc == 0) {
     ssize_t n = pwrite(o->fd, buf, (size_t)wlen, off);
     rc = n < 0 ? -errno : 0;
-    logf_("WRITE obj=%u off=%lld len=%lld ret=%zd errno=%d", obj_id, off, wlen, n,
-          n < 0 ? -rc : 0);
+    logf_("WRITE obj=%u off=%lld len=%lld ret=%zd errno=%d", obj_id, off, wlen, n, n < 0 ? -rc : 0);
     if (n >= 0 && n != wlen) rc = -EIO;
   }
   free(buf);
@@ -282,60 +281,99 @@ int main(int argc, char** argv) {
   const char* log_path = NULL;
   const char* ready = NULL;
   const char* tag = NULL;
-  static const struct option opts[] = {
-      {"cache-dir", required_argument, 0, 'c'},
-      {"blob", required_argument, 0, 'b'},
-      {"log", required_argument, 0, 'l'},
-      {"ready", required_argument, 0, 'r'},
-      {"tag", required_argument, 0, 't'},
-      {"tail", required_argument, 0, 'T'},
-      {"misaligned", no_argument, 0, 'm'},
-      {"double-complete", no_argument, 0, 'd'},
-      {"bad-copen", no_argument, 0, 'B'},
-      {"no-data-from", required_argument, 0, 'n'},
-      {"no-data-count", required_argument, 0, 'N'},
-      {"serve-all-on-open", no_argument, 0, 'S'},
-      {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
+  static const struct option opts[] = {{"cache-dir", required_argument, 0, 'c'},
+                                       {"blob", required_argument, 0, 'b'},
+                                       {"log", required_argument, 0, 'l'},
+                                       {"ready", required_argument, 0, 'r'},
+                                       {"tag", required_argument, 0, 't'},
+                                       {"tail", required_argument, 0, 'T'},
+                                       {"misaligned", no_argument, 0, 'm'},
+                                       {"double-complete", no_argument, 0, 'd'},
+                                       {"bad-copen", no_argument, 0, 'B'},
+                                       {"no-data-from", required_argument, 0, 'n'},
+                                       {"no-data-count", required_argument, 0, 'N'},
+                                       {"serve-all-on-open", no_argument, 0, 'S'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
-      case 'c': cache_dir = optarg; break;
+      case 'c':
+        cache_dir = optarg;
+        break;
       case 'b': {
         if (g_nblobs == MAX_BLOBS) return 2;
         char* eq = strchr(optarg, '=');
-        if (!eq) { usage(); return 2; }
+        if (!eq) {
+          usage();
+          return 2;
+        }
         *eq = 0;
         struct blob* b = &g_blobs[g_nblobs++];
         b->cookie = optarg;
         b->path = eq + 1;
         b->size = -1;
         char* colon = strrchr(eq + 1, ':');
-        if (colon) { *colon = 0; b->size = atoll(colon + 1); }
+        if (colon) {
+          *colon = 0;
+          b->size = atoll(colon + 1);
+        }
         break;
       }
-      case 'l': log_path = optarg; break;
-      case 'r': ready = optarg; break;
-      case 't': tag = optarg; break;
-      case 'T':
-        if (!strcmp(optarg, "padded")) g_tail = TAIL_PADDED;
-        else if (!strcmp(optarg, "short")) g_tail = TAIL_SHORT;
-        else if (!strcmp(optarg, "sector")) g_tail = TAIL_SECTOR;
-        else { usage(); return 2; }
+      case 'l':
+        log_path = optarg;
         break;
-      case 'm': g_misaligned = 1; break;
-      case 'd': g_double_complete = 1; break;
-      case 'B': g_bad_copen = 1; break;
-      case 'n': g_no_data_from = atoll(optarg); break;
-      case 'N': g_no_data_count = atoi(optarg); break;
-      case 'S': g_serve_all_on_open = 1; break;
-      default: usage(); return 2;
+      case 'r':
+        ready = optarg;
+        break;
+      case 't':
+        tag = optarg;
+        break;
+      case 'T':
+        if (!strcmp(optarg, "padded"))
+          g_tail = TAIL_PADDED;
+        else if (!strcmp(optarg, "short"))
+          g_tail = TAIL_SHORT;
+        else if (!strcmp(optarg, "sector"))
+          g_tail = TAIL_SECTOR;
+        else {
+          usage();
+          return 2;
+        }
+        break;
+      case 'm':
+        g_misaligned = 1;
+        break;
+      case 'd':
+        g_double_complete = 1;
+        break;
+      case 'B':
+        g_bad_copen = 1;
+        break;
+      case 'n':
+        g_no_data_from = atoll(optarg);
+        break;
+      case 'N':
+        g_no_data_count = atoi(optarg);
+        break;
+      case 'S':
+        g_serve_all_on_open = 1;
+        break;
+      default:
+        usage();
+        return 2;
     }
   }
-  if (!cache_dir) { usage(); return 2; }
+  if (!cache_dir) {
+    usage();
+    return 2;
+  }
   if (log_path) {
     g_log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (g_log_fd < 0) { perror(log_path); return 1; }
+    if (g_log_fd < 0) {
+      perror(log_path);
+      return 1;
+    }
   }
   for (int i = 0; i < MAX_OBJECTS; i++) g_objects[i].fd = g_objects[i].img_fd = -1;
 
@@ -392,8 +430,12 @@ int main(int argc, char** argv) {
     if (n == 0) continue;
     struct cachefiles_msg* msg = (struct cachefiles_msg*)buf;
     switch (msg->opcode) {
-      case CACHEFILES_OP_OPEN: handle_open(dev, msg); break;
-      case CACHEFILES_OP_READ: handle_read(msg); break;
+      case CACHEFILES_OP_OPEN:
+        handle_open(dev, msg);
+        break;
+      case CACHEFILES_OP_READ:
+        handle_read(msg);
+        break;
       case CACHEFILES_OP_CLOSE: {
         unsigned id = msg->object_id;
         logf_("CLOSE msg=%u obj=%u", msg->msg_id, id);
@@ -404,7 +446,8 @@ int main(int argc, char** argv) {
         }
         break;
       }
-      default: logf_("UNKNOWN opcode=%u msg=%u len=%u", msg->opcode, msg->msg_id, msg->len);
+      default:
+        logf_("UNKNOWN opcode=%u msg=%u len=%u", msg->opcode, msg->msg_id, msg->len);
     }
   }
   logf_("EXIT");
