@@ -7,7 +7,8 @@
 # that did not finish (hard timeout) or when no scenario ran.
 #
 # Usage: scripts/vm-test.sh [--build-dir DIR] [--only REGEX] [--timeout SECONDS]
-#                           [--kernel BZIMAGE] [--verbose]
+#                           [--kernel BZIMAGE] [--tools-dir DIR] [--verbose]
+# --tools-dir: where lazyblob and lazyblobd are (default BUILD_DIR/tools).
 # Outputs in BUILD_DIR/e2e: console.log, results.txt, facts.txt, guest-logs/.
 set -euo pipefail
 
@@ -17,18 +18,21 @@ ONLY=""
 VM_TIMEOUT=480
 KERNEL=""
 VERBOSE=0
+TOOLS=""
 while (($#)); do
   case "$1" in
     --build-dir) BUILD=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --timeout) VM_TIMEOUT=$2; shift 2 ;;
     --kernel) KERNEL=$2; shift 2 ;;
+    --tools-dir) TOOLS=$2; shift 2 ;;
     --verbose | -v) VERBOSE=1; shift ;;
-    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "vm-test: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 OUT="$BUILD/e2e"
+TOOLS="${TOOLS:-$BUILD/tools}"
 mkdir -p "$OUT"
 t0=$(date +%s)
 
@@ -37,7 +41,7 @@ t0=$(date +%s)
 
 bins=()
 for b in lazyblob lazyblobd; do
-  if [[ -x "$BUILD/tools/$b" ]]; then bins+=("$BUILD/tools/$b"); else echo "vm-test: $BUILD/tools/$b absent: its scenarios will SKIP" >&2; fi
+  if [[ -x "$TOOLS/$b" ]]; then bins+=("$TOOLS/$b"); else echo "vm-test: $TOOLS/$b absent: its scenarios will SKIP" >&2; fi
 done
 "$ROOT/tests/e2e/build-initramfs.sh" "$OUT" "${bins[@]}"
 
