@@ -93,6 +93,8 @@ if ! "$RB" prepare --store "$STORE" --image "$IMAGE" --blob bench >&2; then
   step "prepare store" "$RB" prepare --store "$STORE" --image "$IMAGE" --blob bench >&2
 fi
 
+sync  # the import's pack writeback must not land inside the timed runs
+
 # --- 1. engine vs limit ---
 step "read: engine vs limit" "$RB" run --store "$STORE" --blob bench --work "$WORK" \
   --out "$OUT/read$SUFFIX.json" "${RUN_ARGS[@]}"

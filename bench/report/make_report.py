@@ -109,9 +109,12 @@ def plot_scale(scale, path):
     cps = scale["checkpoints"]
     imgs = [c["images"] for c in cps]
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4.2))
-    a1.plot(imgs, [c["engine_read_latency"]["p50_us"] for c in cps], marker="o", label="p50")
-    a1.plot(imgs, [c["engine_read_latency"]["p99_us"] for c in cps], marker="o", label="p99")
-    a1.set(xlabel="images in the store", ylabel="µs", title="READ latency (engine view)")
+    a1.plot(imgs, [c["engine_read_latency"]["p50_us"] / 1000 for c in cps], marker="o",
+            label="p50")
+    a1.plot(imgs, [c["engine_read_latency"]["p99_us"] / 1000 for c in cps], marker="o",
+            label="p99")
+    a1.set(xlabel="images in the store", ylabel="ms", title="READ latency (engine view)",
+           ylim=(0, None))
     a1.legend()
     a2.plot(imgs, [c["rss_kib_peak"] / 1024 for c in cps], marker="o", label="peak RSS")
     a2.plot(imgs, [c["store_pack_bytes"] / 2**20 for c in cps], marker="s", label="pack MiB")
@@ -121,6 +124,12 @@ def plot_scale(scale, path):
     a3.plot([i["variant"] + 1 for i in imp], [i["mb_s"] for i in imp], marker=".")
     a3.set(xlabel="images in the store after the import", ylabel="MB/s",
            title=f"import speed ({scale['variant_mib']} MiB variants)")
+    for a in (a1, a2):
+        a.set_xscale("log")
+        a.set_xticks(imgs)
+        a.set_xticklabels([str(i) for i in imgs])
+    a2.set_ylim(0, None)
+    a3.set_ylim(0, None)
     for a in (a1, a2, a3):
         a.grid(alpha=0.3)
     fig.tight_layout()
