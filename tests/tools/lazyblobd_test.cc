@@ -1,0 +1,275 @@
+// Daemon tests: the real lazyblobd binary (supervisor + worker) against a KernelSimulator
+// and a real chunk store, with readers checking every byte against the source images.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "store/chunk_store.h"
+#include "transport/kernel_simulator.h"
+
+#ifdef LAZYBLOBD_BIN
+
+namespace lazyblob {
+namespace {
+
+constexpr std::size_t k64K = 64 * 1024;
+
+class LazyblobdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/var/tmp/lazyblobd-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    std::filesystem::create_directories(dir_ + "/cache");
+    // Three images built from one pool of 64 KiB segments: they share most chunks.
+    std::mt19937 rng(1);
+    std::vector<std::vector<char>> pool(16, std::vector<char>(k64K));
+    for (auto& seg : pool) {
+      for (auto& c : seg) c = static_cast<char>(rng());
+    }
+    ChunkStoreOptions so;
+    so.path = dir_ + "/store";
+    so.writable = true;
+    so.create_if_missing = true;
+    so.default_chunker.kind = ChunkerKind::kFixed;
+    so.default_chunker.avg_bytes = k64K;
+    auto store = ChunkStore::Open(so);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    for (int b = 0; b < 3; ++b) {
+      const std::string id = "blob" + std::to_string(b);
+      const std::string path = dir_ + "/" + id + ".img";
+      std::ofstream out(path, std::ios::binary);
+      for (int i = 0; i < 48; ++i) out.write(pool[rng() % pool.size()].data(), k64K);
+      out.write(pool[b].data(), 1000 + 333 * b);  // unaligned tail
+      out.close();
+      ImportOptions io;
+      io.id = id;
+      auto r = (*store)->ImportBlob(path, io);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      images_.push_back(path);
+      sizes_.push_back(std::filesystem::file_size(path));
+    }
+    store->reset();
+    KernelSimulatorOptions ko;
+    ko.cache_dir = dir_ + "/cache";
+    ko.reply_timeout_ms = 60'000;
+    auto sim = KernelSimulator::Open(ko);
+    ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+    sim_ = std::move(*sim);
+    ASSERT_TRUE(sim_->Listen(dir_ + "/sim.sock").ok());
+  }
+  void TearDown() override {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    sim_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void StartDaemon(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {
+        LAZYBLOBD_BIN, "--store", dir_ + "/store", "--sim-socket", dir_ + "/sim.sock",
+        "--threads",   "8",       "--log-level",   "info"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = ::fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    for (int i = 0; i < 3000 && !sim_->device_attached(); ++i) ::usleep(10'000);
+    ASSERT_TRUE(sim_->device_attached());
+  }
+  SimMount MountBlob(int b) {
+    auto m = sim_->Mount("erofs,d", "blob" + std::to_string(b), images_[b]);
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    return m.ok() ? *m : SimMount{};
+  }
+  // Reads the whole blob in `piece`-byte reads; returns the number of failed reads.
+  int ReadAll(const SimMount& m, std::size_t piece, std::vector<std::string>* errors) {
+    std::vector<std::byte> buf(piece);
+    int failed = 0;
+    for (std::uint64_t off = 0; off < m.size; off += piece) {
+      auto r = sim_->Read(m, off, buf);
+      if (!r.ok()) {
+        ++failed;
+        if (errors != nullptr && errors->size() < 5) {
+          errors->push_back(std::to_string(off) + ": " + r.status().ToString());
+        }
+      }
+    }
+    return failed;
+  }
+  pid_t WorkerPid() {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) +
+                     "/children");
+    pid_t child = -1;
+    in >> child;
+    return child;
+  }
+  int WaitDaemonExit() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  void ExpectNoViolations() {
+    for (const auto& v : sim_->violations()) ADD_FAILURE() << "violation: " << v;
+    EXPECT_EQ(sim_->counters().data_mismatches, 0u);
+  }
+
+  std::string dir_;
+  std::vector<std::string> images_;
+  std::vector<std::uint64_t> sizes_;
+  std::unique_ptr<KernelSimulator> sim_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(LazyblobdTest, ConcurrentReadersOfBlobsSharingChunksGetEveryByte) {
+  StartDaemon();
+  std::vector<SimMount> mounts;
+  for (int b = 0; b < 3; ++b) mounts.push_back(MountBlob(b));
+  EXPECT_EQ(mounts[1].size, sizes_[1]);
+  std::atomic<int> failed{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 6; ++t) {
+    readers.emplace_back([&, t] {
+      std::vector<std::string> errors;
+      failed += ReadAll(mounts[t % 3], t % 2 == 0 ? 4096 : 100'000, &errors);
+      for (auto& e : errors) ADD_FAILURE() << e;
+    });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(sim_->counters().eios, 0u);
+  ExpectNoViolations();
+}
+
+TEST_F(LazyblobdTest, UnknownBlobFailsItsMountAndTheDaemonServesOn) {
+  StartDaemon();
+  auto bad = sim_->Mount("erofs,d", "no-such-blob");
+  EXPECT_FALSE(bad.ok());
+  SimMount m = MountBlob(0);
+  EXPECT_EQ(ReadAll(m, 65536, nullptr), 0);
+}
+
+TEST_F(LazyblobdTest, KillNineOfTheWorkerMidReadCostsReadersNothing) {
+  StartDaemon({"--write-ahead", "0"});  // many READs to interrupt
+  std::vector<SimMount> mounts;
+  for (int b = 0; b < 3; ++b) mounts.push_back(MountBlob(b));
+  pid_t worker = -1;
+  for (int i = 0; i < 1000 && worker <= 0; ++i, ::usleep(10'000)) worker = WorkerPid();
+  ASSERT_GT(worker, 0);
+  std::atomic<int> failed{0};
+  std::atomic<int> done{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      std::vector<std::string> errors;
+      failed += ReadAll(mounts[t], 4096, &errors);
+      for (auto& e : errors) ADD_FAILURE() << e;
+      ++done;
+    });
+  }
+  while (sim_->counters().reads_sent < 10 && done.load() < 3) ::usleep(200);
+  ASSERT_LT(done.load(), 3) << "readers finished before the kill";
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GE(sim_->counters().restores, 1u);
+  EXPECT_EQ(sim_->counters().eios, 0u);
+  EXPECT_NE(WorkerPid(), worker);
+  ExpectNoViolations();
+}
+
+TEST_F(LazyblobdTest, SigtermUnderLoadAnswersEverythingAndExitsZero) {
+  StartDaemon({"--write-ahead", "0"});
+  std::vector<SimMount> mounts;
+  for (int b = 0; b < 3; ++b) mounts.push_back(MountBlob(b));
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      std::vector<std::byte> buf(4096);
+      for (std::uint64_t off = 0; off < mounts[t].size && !stop; off += 4096) {
+        (void)sim_->Read(mounts[t], off, buf);
+      }
+    });
+  }
+  while (sim_->counters().reads_sent < 20) ::usleep(200);
+  ASSERT_EQ(::kill(pid_, SIGTERM), 0);
+  const int status = WaitDaemonExit();
+  stop = true;
+  for (auto& t : readers) t.join();
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // Every READ the daemon took was completed (a late or unknown completion would be a
+  // violation); what it had not read yet fails with the withdrawal, as in the kernel.
+  EXPECT_EQ(sim_->counters().late_completions, 0u);
+  ExpectNoViolations();
+}
+
+TEST_F(LazyblobdTest, UnmountDuringInFlightReadsLeavesTheDaemonServing) {
+  StartDaemon({"--write-ahead", "0"});
+  SimMount m = MountBlob(1);
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    (void)ReadAll(m, 4096, nullptr);
+    done = true;
+  });
+  while (sim_->counters().reads_sent < 5 && !done) ::usleep(200);
+  ASSERT_TRUE(sim_->Unmount(m).ok());
+  reader.join();
+  SimMount again = MountBlob(1);
+  EXPECT_EQ(ReadAll(again, 65536, nullptr), 0);
+  EXPECT_EQ(::waitpid(pid_, nullptr, WNOHANG), 0);  // still running
+  ExpectNoViolations();
+}
+
+TEST_F(LazyblobdTest, CorruptChunkGivesEioForItsRangeOnly) {
+  // Flip one byte in the middle of the pack: one chunk no longer verifies.
+  std::string pack;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir_ + "/store")) {
+    if (e.path().extension() == ".lbp") pack = e.path();
+  }
+  ASSERT_FALSE(pack.empty());
+  {
+    std::fstream f(pack, std::ios::in | std::ios::out | std::ios::binary);
+    const auto size = std::filesystem::file_size(pack);
+    f.seekg(static_cast<std::streamoff>(size / 2));
+    char c;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5a);
+    f.seekp(static_cast<std::streamoff>(size / 2));
+    f.write(&c, 1);
+  }
+  StartDaemon({"--write-ahead", "0"});
+  int failed_total = 0, reads_total = 0;
+  for (int b = 0; b < 3; ++b) {
+    SimMount m = MountBlob(b);
+    failed_total += ReadAll(m, 4096, nullptr);
+    reads_total += static_cast<int>((m.size + 4095) / 4096);
+  }
+  EXPECT_GT(failed_total, 0);                // the corrupt chunk's blocks fail...
+  EXPECT_LT(failed_total, reads_total / 4);  // everything else is served
+  EXPECT_EQ(::waitpid(pid_, nullptr, WNOHANG), 0);
+  ExpectNoViolations();
+}
+
+}  // namespace
+}  // namespace lazyblob
+
+#endif  // LAZYBLOBD_BIN

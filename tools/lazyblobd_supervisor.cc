@@ -1,0 +1,197 @@
+#include "tools/lazyblobd_supervisor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+
+#include "tools/lazyblobd_worker.h"
+#include "transport/cachefiles_device.h"
+#include "transport/fd_passing.h"
+#include "transport/sim_device.h"
+
+namespace lazyblob {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool UnderSystemd() { return std::getenv("NOTIFY_SOCKET") != nullptr; }
+
+Result<UniqueFd> DupFd(int fd) {
+  UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+  if (!dup) return Status::FromErrno(errno, "dup device fd");
+  return dup;
+}
+
+Result<UniqueFd> OpenDevice(const DaemonConfig& config) {
+  if (!config.sim_socket.empty()) {
+    LB_ASSIGN_OR_RETURN(auto sim, SimDevice::Connect(config.sim_socket));
+    return DupFd(sim->fd());
+  }
+  CachefilesDeviceOptions o;
+  o.device_path = config.device_path;
+  o.cache_dir = config.cache_dir;
+  LB_ASSIGN_OR_RETURN(auto dev, CachefilesDevice::Open(o));
+  return DupFd(dev->fd());
+}
+
+std::string DescribeExit(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+}  // namespace
+
+Result<AcquiredDevice> AcquireDevice(const DaemonConfig& config) {
+  AcquiredDevice out;
+  if (UnderSystemd()) {
+    LB_ASSIGN_OR_RETURN(std::optional<UniqueFd> stored, TakeFdFromSystemd());
+    if (stored.has_value()) {
+      spdlog::info("took the device fd back from systemd's fd store");
+      out.fd = std::move(*stored);
+      out.from_fd_store = true;
+      return out;
+    }
+  }
+  LB_ASSIGN_OR_RETURN(out.fd, OpenDevice(config));
+  if (UnderSystemd()) {
+    Status s = StoreFdInSystemd(out.fd.get());
+    if (!s.ok()) spdlog::warn("fd store: {} (a service restart will lose the cache)", s.ToString());
+  }
+  return out;
+}
+
+int RunWithoutSupervisor(const DaemonConfig& config) {
+  auto device = AcquireDevice(config);
+  if (!device.ok()) {
+    spdlog::error("device: {}", device.status().ToString());
+    return kExitDeviceFailed;
+  }
+  WorkerLaunch launch;
+  launch.device_fd = std::move(device->fd);
+  launch.restore = device->from_fd_store;
+  launch.on_ready = [] {
+    if (UnderSystemd()) sd_notify(0, "READY=1");
+  };
+  return RunWorker(config, std::move(launch));
+}
+
+int RunSupervisor(const DaemonConfig& config) {
+  auto device = AcquireDevice(config);
+  if (!device.ok()) {
+    spdlog::error("device: {}", device.status().ToString());
+    return kExitDeviceFailed;
+  }
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&set, s);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC));
+  if (!sigfd) {
+    spdlog::error("{}", Status::FromErrno(errno, "signalfd").ToString());
+    return kExitFailure;
+  }
+
+  bool restore = device->from_fd_store, stopping = false, notified = false;
+  int restarts = 0;
+  auto backoff = std::chrono::milliseconds(100);
+  for (;;) {
+    int ready_pipe[2];
+    if (::pipe2(ready_pipe, O_CLOEXEC) != 0) return kExitFailure;
+    UniqueFd ready_r(ready_pipe[0]), ready_w(ready_pipe[1]);
+    auto child_fd = DupFd(device->fd.get());
+    if (!child_fd.ok()) return kExitFailure;
+    const Clock::time_point started = Clock::now();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      spdlog::error("{}", Status::FromErrno(errno, "fork").ToString());
+      return kExitFailure;
+    }
+    if (pid == 0) {  // worker
+      sigset_t child_set = set;
+      sigdelset(&child_set, SIGCHLD);
+      sigprocmask(SIG_SETMASK, &child_set, nullptr);
+      sigfd.reset();
+      ready_r.reset();
+      device->fd.reset();  // the worker holds its own dup; the supervisor keeps the original
+      WorkerLaunch launch;
+      launch.device_fd = std::move(*child_fd);
+      launch.restore = restore;
+      launch.restart_count = restarts;
+      const int w = ready_w.release();
+      launch.on_ready = [w] {
+        const char one = 1;
+        (void)!::write(w, &one, 1);
+        ::close(w);
+      };
+      std::_Exit(RunWorker(config, std::move(launch)));
+    }
+    child_fd->reset();
+    ready_w.reset();
+    spdlog::info("worker pid {} started{}", pid, restore ? " (restore)" : "");
+
+    int status = 0;
+    bool exited = false;
+    while (!exited) {
+      pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {ready_r.get(), POLLIN, 0}};
+      if (::poll(fds, ready_r ? 2 : 1, -1) < 0 && errno != EINTR) return kExitFailure;
+      if (ready_r && fds[1].revents != 0) {
+        char c;
+        if (::read(ready_r.get(), &c, 1) == 1 && !notified) {
+          notified = true;
+          if (UnderSystemd()) sd_notify(0, "READY=1");
+        }
+        ready_r.reset();
+      }
+      if ((fds[0].revents & POLLIN) == 0) continue;
+      signalfd_siginfo si;
+      if (::read(sigfd.get(), &si, sizeof si) != sizeof si) continue;
+      if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+        if (!stopping) spdlog::info("signal {}: stopping worker {}", si.ssi_signo, pid);
+        stopping = true;
+        if (UnderSystemd()) sd_notify(0, "STOPPING=1");
+        ::kill(pid, SIGTERM);
+      } else if (si.ssi_signo == SIGHUP) {
+        ::kill(pid, SIGHUP);
+      } else if (si.ssi_signo == SIGCHLD) {
+        exited = ::waitpid(pid, &status, WNOHANG) == pid;
+      }
+    }
+    if (stopping) {
+      spdlog::info("worker {} ended ({}); supervisor exits", pid, DescribeExit(status));
+      return WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
+    }
+    if (WIFEXITED(status) &&
+        (WEXITSTATUS(status) == kExitUsage || WEXITSTATUS(status) == kExitDeviceFailed)) {
+      spdlog::error("worker {} ended ({}); not restarting", pid, DescribeExit(status));
+      return WEXITSTATUS(status);
+    }
+    if (Clock::now() - started > std::chrono::seconds(10)) backoff = std::chrono::milliseconds(100);
+    spdlog::warn("worker {} died ({}); restarting in {} ms", pid, DescribeExit(status),
+                 backoff.count());
+    // Wait out the backoff, still answering SIGTERM.
+    pollfd p{sigfd.get(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(backoff.count())) > 0) {
+      signalfd_siginfo si;
+      if (::read(sigfd.get(), &si, sizeof si) == sizeof si &&
+          (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)) {
+        return kExitOk;
+      }
+    }
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(5));
+    restore = true;
+    ++restarts;
+  }
+}
+
+}  // namespace lazyblob

@@ -1,0 +1,42 @@
+// The lazyblobd worker: opens the store read-only (holding its SERVING lock), adopts the
+// device fd it was given, optionally asks the kernel to `restore`, runs the RequestEngine
+// and handles signals (SIGTERM/SIGINT: stop taking work, answer everything in flight,
+// exit 0; SIGHUP: reload log level and write-ahead from the config file) until told to
+// stop or the device fails. Runs in a process forked by the supervisor, or in the main
+// process with --no-supervisor.
+//
+// Thread-safety: called once per process, from its main thread, with SIGTERM, SIGINT and
+// SIGHUP blocked in every thread (the worker reads them from a signalfd).
+#ifndef LAZYBLOB_TOOLS_LAZYBLOBD_WORKER_H_
+#define LAZYBLOB_TOOLS_LAZYBLOBD_WORKER_H_
+
+#include <functional>
+
+#include "core/unique_fd.h"
+#include "tools/lazyblobd_config.h"
+
+namespace lazyblob {
+
+// Process exit codes of lazyblobd (worker and supervisor).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;       // could not start (store, metrics, ...)
+inline constexpr int kExitUsage = 2;         // bad flags or config
+inline constexpr int kExitDeviceFailed = 3;  // the device or simulator went away
+
+struct WorkerLaunch {
+  UniqueFd device_fd;              // a bound /dev/cachefiles fd or a simulator device socket
+  bool restore = false;            // write `restore` first (the fd outlived a previous worker)
+  int restart_count = 0;           // how many workers died before this one
+  std::function<void()> on_ready;  // called once the engine serves
+};
+
+// Returns the process exit code.
+int RunWorker(DaemonConfig config, WorkerLaunch launch);
+
+// Points core's log sink and spdlog at stderr with `level`; journal-friendly (no
+// timestamps, priority prefixes) when JOURNAL_STREAM is set.
+void SetupLogging(const std::string& level);
+
+}  // namespace lazyblob
+
+#endif  // LAZYBLOB_TOOLS_LAZYBLOBD_WORKER_H_
