@@ -32,7 +32,7 @@ ln -s busybox "$ROOTFS/bin/sh"
 cp "$HERE/guest/init" "$ROOTFS/init"
 cp "$HERE/guest/run.sh" "$HERE/guest/run-one.sh" "$HERE/guest/lib.sh" "$ROOTFS/e2e/"
 cp "$HERE"/scenarios/*.sh "$ROOTFS/e2e/scenarios/"
-cp "$OUT"/images/*.erofs "$OUT"/images/*.manifest "$OUT"/images/*.env "$ROOTFS/e2e/images/"
+cp "$OUT"/images/*.erofs "$OUT"/images/*.manifest "$OUT"/images/*.env "$OUT"/images/*.ranges "$ROOTFS/e2e/images/"
 cp "$OUT/ondemand_probe" "$ROOTFS/e2e/bin/"
 
 # copy_at_same_path FILE: FILE (symlinks resolved) to the same path in the rootfs.

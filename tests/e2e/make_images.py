@@ -11,6 +11,10 @@ and NAME.env (shell variables: NAME_SIZE=..., ...).
   big   one 8 MiB file (readahead sizes, no-data behaviour).
   tail  the tree image (built with -Enoinline_data) trimmed after its last non-zero byte, so its size is NOT
         a multiple of 4 KiB (how the kernel wants the last partial block).
+  tree2 the tree with one 300000-byte file rewritten and one file added: shares
+        most content with tree (dedup across images).
+  big.ranges  200 random byte ranges of big.bin (seeded): "OFFSET LENGTH SHA256" lines,
+        every fourth one 4 KiB-aligned, for the random-read scenario.
 """
 import hashlib
 import os
@@ -69,7 +73,27 @@ def main():
     big = os.path.join(work, "big")
     write_file(os.path.join(big, "big.bin"), 8 << 20, random.Random(2))
 
-    for name, root in (("tree", tree), ("big", big)):
+    tree2 = os.path.join(work, "tree2")
+    build_tree(tree2, 1)
+    write_file(os.path.join(tree2, "f08_300000.bin"), 300000, random.Random(3))
+    write_file(os.path.join(tree2, "dir/extra.bin"), 50000, random.Random(4))
+
+    with open(os.path.join(big, "big.bin"), "rb") as f:
+        big_data = f.read()
+    rng = random.Random(5)
+    with open(os.path.join(out, "big.ranges"), "w") as f:
+        for i in range(200):
+            if i % 4 == 0:
+                off = rng.randrange(0, len(big_data) // 4096) * 4096
+                length = rng.randint(1, 16) * 4096
+            else:
+                off = rng.randrange(0, len(big_data))
+                length = rng.randint(1, 65536)
+            length = min(length, len(big_data) - off)
+            h = hashlib.sha256(big_data[off:off + length]).hexdigest()
+            f.write(f"{off} {length} {h}\n")
+
+    for name, root in (("tree", tree), ("big", big), ("tree2", tree2)):
         img = os.path.join(out, name + ".erofs")
         mkfs(img, root)
         with open(os.path.join(out, name + ".manifest"), "w") as f:
@@ -88,7 +112,7 @@ def main():
         f.write(data[:end])
     shutil.copy(os.path.join(out, "tree.manifest"), os.path.join(out, "tail.manifest"))
 
-    for name in ("tree", "big", "tail"):
+    for name in ("tree", "big", "tail", "tree2"):
         size = os.path.getsize(os.path.join(out, name + ".erofs"))
         with open(os.path.join(out, name + ".env"), "w") as f:
             f.write(f"{name.upper()}_SIZE={size}\n")
