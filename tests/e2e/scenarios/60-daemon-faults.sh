@@ -84,14 +84,14 @@ sc_daemon_corrupt_chunk() {
   [ "$DAEMON_RC" = 0 ] || fail "daemon exit status $DAEMON_RC"
 }
 
-# slow_read_setup: big imported in 4 KiB chunks, no write-ahead, 4 KiB readahead:
-# one READ per 4 KiB block, so an 8 MiB sequential read takes seconds.
+# slow_read_setup: big imported in 16 KiB chunks, no write-ahead, 16 KiB readahead:
+# one READ per 16 KiB, 512 READs for the 8 MiB file: seconds under TCG.
 slow_read_setup() {
   need_daemon
-  import "$IMAGES/big.erofs" "$FSID" --chunker fixed --avg-chunk 4K --min-chunk 4K --max-chunk 4K
+  import "$IMAGES/big.erofs" "$FSID" --chunker fixed --avg-chunk 16K --min-chunk 16K --max-chunk 16K
   start_daemon --write-ahead 0 "$@"
   mount_retry "$FSID" "$MNT"
-  set_readahead 4
+  set_readahead 16
 }
 
 # start_reader I: sha256 of big.bin read with dd bs=4096 in the background;
