@@ -14,7 +14,7 @@ WORKLOAD=${1:?usage: $0 METRICS_WORKLOAD DASHBOARD_JSON}
 DASHBOARD=${2:?usage: $0 METRICS_WORKLOAD DASHBOARD_JSON}
 DEADLINE_S=50
 START_S=$SECONDS
-# shellcheck source=prometheus_lib.sh
+# shellcheck source-path=SCRIPTDIR source=prometheus_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/prometheus_lib.sh"
 tmp=$PROM_TMP
 time_left() { ((SECONDS - START_S < DEADLINE_S)); }

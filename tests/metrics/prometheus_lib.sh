@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the integration tests that scrape a lazyblob /metrics endpoint with a
 # real Prometheus server (tests/metrics/prometheus_integration.sh,
 # tests/tools/prometheus_daemon_integration.sh). Source it from a `set -euo pipefail` script:
@@ -15,7 +16,9 @@ PROM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export PROM_LIB_DIR
 PROMETHEUS=${PROMETHEUS:-$(command -v prometheus || echo /usr/bin/prometheus)}
 # Debian's interpreter directly: version-manager shims can take seconds to start.
-PYTHON=${PYTHON:-$([[ -x /usr/bin/python3 ]] && echo /usr/bin/python3 || command -v python3)}
+if [[ -z ${PYTHON:-} ]]; then
+  if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=$(command -v python3); fi
+fi
 PROM_TMP=$(mktemp -d /tmp/lazyblob-prom.XXXXXX)
 PROM_PIDS=()
 
@@ -59,5 +62,6 @@ YAML
   "$PROMETHEUS" --config.file="$PROM_TMP/prometheus.yml" --storage.tsdb.path="$PROM_TMP/tsdb" \
     --web.listen-address="127.0.0.1:$prom_port" --log.level=warn >"$PROM_TMP/prometheus.log" 2>&1 &
   prom_track_pid $!
+  # shellcheck disable=SC2034  # read by the sourcing script
   PROM_API="http://127.0.0.1:$prom_port/api/v1"
 }
