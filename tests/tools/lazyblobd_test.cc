@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -37,29 +38,23 @@ class LazyblobdTest : public ::testing::Test {
     for (auto& seg : pool) {
       for (auto& c : seg) c = static_cast<char>(rng());
     }
-    ChunkStoreOptions so;
-    so.path = dir_ + "/store";
-    so.writable = true;
-    so.create_if_missing = true;
-    so.default_chunker.kind = ChunkerKind::kFixed;
-    so.default_chunker.avg_bytes = k64K;
-    auto store = ChunkStore::Open(so);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
     for (int b = 0; b < 3; ++b) {
-      const std::string id = "blob" + std::to_string(b);
-      const std::string path = dir_ + "/" + id + ".img";
+      const std::string path = dir_ + "/blob" + std::to_string(b) + ".img";
       std::ofstream out(path, std::ios::binary);
       for (int i = 0; i < 48; ++i) out.write(pool[rng() % pool.size()].data(), k64K);
       out.write(pool[b].data(), 1000 + 333 * b);  // unaligned tail
       out.close();
-      ImportOptions io;
-      io.id = id;
-      auto r = (*store)->ImportBlob(path, io);
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
       images_.push_back(path);
       sizes_.push_back(std::filesystem::file_size(path));
     }
-    store->reset();
+    // The import runs in a child process: the store's import threads then never share a
+    // process with the simulator, and the test process stays single-purpose.
+    const pid_t importer = ::fork();
+    ASSERT_GE(importer, 0);
+    if (importer == 0) ::_exit(ImportImages() ? 0 : 1);
+    int status = 0;
+    ASSERT_EQ(::waitpid(importer, &status, 0), importer);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "import failed: " << status;
     KernelSimulatorOptions ko;
     ko.cache_dir = dir_ + "/cache";
     ko.reply_timeout_ms = 60'000;
@@ -67,6 +62,26 @@ class LazyblobdTest : public ::testing::Test {
     ASSERT_TRUE(sim.ok()) << sim.status().ToString();
     sim_ = std::move(*sim);
     ASSERT_TRUE(sim_->Listen(dir_ + "/sim.sock").ok());
+  }
+  bool ImportImages() {
+    ChunkStoreOptions so;
+    so.path = dir_ + "/store";
+    so.writable = true;
+    so.create_if_missing = true;
+    so.default_chunker.kind = ChunkerKind::kFixed;
+    so.default_chunker.avg_bytes = k64K;
+    auto store = ChunkStore::Open(so);
+    if (!store.ok()) return false;
+    for (int b = 0; b < 3; ++b) {
+      ImportOptions io;
+      io.id = "blob" + std::to_string(b);
+      auto r = (*store)->ImportBlob(images_[b], io);
+      if (!r.ok()) {
+        std::fprintf(stderr, "import: %s\n", r.status().ToString().c_str());
+        return false;
+      }
+    }
+    return true;
   }
   void TearDown() override {
     if (pid_ > 0) {
