@@ -142,8 +142,10 @@ Result<ChunkerOptions> ChunkerFromFlags(const ImportFlags& f, ChunkerOptions bas
   LB_RETURN_IF_ERROR(ApplySize(f.avg_chunk, "--avg-chunk", &base.avg_bytes));
   LB_RETURN_IF_ERROR(ApplySize(f.min_chunk, "--min-chunk", &base.min_bytes));
   LB_RETURN_IF_ERROR(ApplySize(f.max_chunk, "--max-chunk", &base.max_bytes));
-  if (base.kind == ChunkerKind::kCdc && f.min_chunk.empty() && f.max_chunk.empty() &&
-      !f.avg_chunk.empty()) {
+  if (base.kind == ChunkerKind::kFixed) {
+    // A fixed chunker has one size; min and max only keep the options valid.
+    base.min_bytes = base.max_bytes = base.avg_bytes;
+  } else if (f.min_chunk.empty() && f.max_chunk.empty() && !f.avg_chunk.empty()) {
     // Only the average was given: keep the usual 1/4 .. 4x spread around it.
     base.min_bytes = std::max<std::uint32_t>(4096, base.avg_bytes / 4);
     base.max_bytes = static_cast<std::uint32_t>(

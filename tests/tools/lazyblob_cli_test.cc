@@ -81,6 +81,13 @@ TEST_F(CliTest, ImportHonoursChunkerFlags) {
   ASSERT_EQ(mib.exit_code, 0) << mib.err;
   EXPECT_EQ(mib.Json()["chunks"], 4);
 
+  // A fixed size below the store's default minimum is still one valid size.
+  const fs::path src3 = File("h.bin", RandomBytes(64 << 10, 5));
+  RunResult small =
+      Lb({"import", src3.string(), "--chunker", "fixed", "--avg-chunk", "4K", "--json"});
+  ASSERT_EQ(small.exit_code, 0) << small.err;
+  EXPECT_EQ(small.Json()["chunks"], 16);
+
   RunResult bad = Lb({"import", src2.string(), "--avg-chunk", "12Q"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--avg-chunk"), std::string::npos) << bad.err;
