@@ -15,26 +15,7 @@
 #include "core/anon_fd_writer.h"
 #include "core/log.h"
 #include "core/pending_request.h"
-
-#if defined(__SANITIZE_THREAD__)
-extern "C" {
-void AnnotateIgnoreWritesBegin(const char* file, int line);
-void AnnotateIgnoreWritesEnd(const char* file, int line);
-void __tsan_acquire(void* addr);
-void __tsan_release(void* addr);
-// libtbb.so is not instrumented: its internal frees and compares look racy to TSan.
-const char* __tsan_default_suppressions() { return "called_from_lib:libtbb.so.12\n"; }
-}
-#define TsanIgnoreWritesBegin() AnnotateIgnoreWritesBegin(__FILE__, __LINE__)
-#define TsanIgnoreWritesEnd() AnnotateIgnoreWritesEnd(__FILE__, __LINE__)
-#define TsanRelease(p) __tsan_release(p)
-#define TsanAcquire(p) __tsan_acquire(p)
-#else
-#define TsanRelease(p) (void)0
-#define TsanAcquire(p) (void)0
-#define TsanIgnoreWritesBegin() (void)0
-#define TsanIgnoreWritesEnd() (void)0
-#endif
+#include "core/tsan.h"
 
 namespace lazyblob {
 namespace {

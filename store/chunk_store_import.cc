@@ -19,6 +19,7 @@
 #include <tbb/task_arena.h>
 
 #include "core/aligned_buffer.h"
+#include "core/tsan.h"
 #include "store/chunk_store_impl.h"
 #include "store/hashing.h"
 
@@ -26,6 +27,26 @@ namespace lazyblob {
 namespace {
 
 constexpr std::size_t kReadBytes = 8u << 20;
+
+// Debian's libtbb is not built with ThreadSanitizer, so the ordering oneTBB gives the
+// pipeline (filters built on this thread, items handed from stage to stage, serial stages
+// run one at a time on any worker) happens inside uninstrumented code and TSan reports it
+// as races. In TSan builds every stage invocation acquires at its start and releases at
+// its end one sync address, as does the thread that runs the pipeline: that states the
+// order oneTBB guarantees. It also orders parallel-stage invocations among themselves,
+// which work on distinct items; what they share (the index, zstd contexts) is thread-safe.
+// Held by every stage invocation: it runs after what came before it.
+struct StageOrderForTsan {
+  explicit StageOrderForTsan(void* sync) : sync_(sync) { TsanAcquire(sync_); }
+  ~StageOrderForTsan() { TsanRelease(sync_); }
+  void* sync_;
+};
+// Held by the thread running the pipeline: the stages see its setup, it sees their work.
+struct PipelineOrderForTsan {
+  explicit PipelineOrderForTsan(void* sync) : sync_(sync) { TsanRelease(sync_); }
+  ~PipelineOrderForTsan() { TsanAcquire(sync_); }
+  void* sync_;
+};
 
 struct ChunkWork {
   std::uint64_t offset = 0;
@@ -200,7 +221,9 @@ Result<ImportResult> ChunkStore::Impl::Import(const std::string& path, const Imp
   std::uint64_t done = 0;
   writer->Begin();
 
+  int tsan_sync = 0;
   auto produce = [&](tbb::flow_control& fc) -> ChunkWork* {
+    StageOrderForTsan order(&tsan_sync);
     if (stop.load(std::memory_order_relaxed)) {
       fc.stop();
       return nullptr;
@@ -214,6 +237,7 @@ Result<ImportResult> ChunkStore::Impl::Import(const std::string& path, const Imp
     return next->release();
   };
   auto consume = [&](ChunkWork* raw_w) {
+    StageOrderForTsan order(&tsan_sync);
     std::unique_ptr<ChunkWork> w(raw_w);
     if (!pipe_status.ok()) return;
     if (!w->status.ok()) {
@@ -263,16 +287,18 @@ Result<ImportResult> ChunkStore::Impl::Import(const std::string& path, const Imp
   tbb::task_arena arena(threads);
   StoreIndex* idx = index.get();
   const int level = opts.zstd_level;
+  auto hash_and_compress = [&](ChunkWork* w) {
+    StageOrderForTsan order(&tsan_sync);
+    HashAndCompress(idx, level, w);
+    return w;
+  };
+  const auto filters =
+      tbb::make_filter<void, ChunkWork*>(tbb::filter_mode::serial_in_order, produce) &
+      tbb::make_filter<ChunkWork*, ChunkWork*>(tbb::filter_mode::parallel, hash_and_compress) &
+      tbb::make_filter<ChunkWork*, void>(tbb::filter_mode::serial_in_order, consume);
   arena.execute([&] {
-    tbb::parallel_pipeline(
-        static_cast<std::size_t>(threads) * 4,
-        tbb::make_filter<void, ChunkWork*>(tbb::filter_mode::serial_in_order, produce) &
-            tbb::make_filter<ChunkWork*, ChunkWork*>(tbb::filter_mode::parallel,
-                                                     [&](ChunkWork* w) {
-                                                       HashAndCompress(idx, level, w);
-                                                       return w;
-                                                     }) &
-            tbb::make_filter<ChunkWork*, void>(tbb::filter_mode::serial_in_order, consume));
+    PipelineOrderForTsan order(&tsan_sync);  // before the filters run; after they ended
+    tbb::parallel_pipeline(static_cast<std::size_t>(threads) * 4, filters);
   });
 
   auto fail = [&](Status s) -> Status {
