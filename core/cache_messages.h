@@ -22,7 +22,7 @@ struct OpenMessage {
   std::string volume_key;  // without the trailing NUL, e.g. "erofs,myfsid"
   std::string cookie_key;  // the blob id (fsid, or device tag for extra devices)
   std::uint32_t flags = 0;
-  UniqueFd anon_fd;        // owned: closed on every path
+  UniqueFd anon_fd;  // owned: closed on every path
 };
 
 struct ReadMessage {

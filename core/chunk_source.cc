@@ -36,14 +36,12 @@ std::pair<std::size_t, std::size_t> BlobMap::Covering(std::uint64_t offset,
   if (offset >= size || length == 0) return {0, 0};
   const std::uint64_t end = std::min<std::uint64_t>(size, offset + std::min(length, size));
   // First extent whose end is past `offset`.
-  auto first = std::upper_bound(extents.begin(), extents.end(), offset,
-                                [](std::uint64_t off, const ChunkExtent& e) {
-                                  return off < e.blob_offset + e.length;
-                                });
-  auto last = std::lower_bound(first, extents.end(), end,
-                               [](const ChunkExtent& e, std::uint64_t stop) {
-                                 return e.blob_offset < stop;
-                               });
+  auto first = std::upper_bound(
+      extents.begin(), extents.end(), offset,
+      [](std::uint64_t off, const ChunkExtent& e) { return off < e.blob_offset + e.length; });
+  auto last = std::lower_bound(
+      first, extents.end(), end,
+      [](const ChunkExtent& e, std::uint64_t stop) { return e.blob_offset < stop; });
   return {static_cast<std::size_t>(first - extents.begin()),
           static_cast<std::size_t>(last - extents.begin())};
 }

@@ -51,8 +51,7 @@ struct BlobMap {
 
   // Indexes [first, last) of the extents overlapping [offset, offset + length), clipped
   // to the blob. Empty when offset >= size.
-  std::pair<std::size_t, std::size_t> Covering(std::uint64_t offset,
-                                               std::uint64_t length) const;
+  std::pair<std::size_t, std::size_t> Covering(std::uint64_t offset, std::uint64_t length) const;
 };
 
 class ChunkSource {

@@ -65,7 +65,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
 inline Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
@@ -80,7 +82,7 @@ inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::mo
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok() && "Result built from an OK Status");
   }
@@ -108,14 +110,15 @@ class [[nodiscard]] Result {
 #define LB_CONCAT_(a, b) LB_CONCAT_INNER_(a, b)
 
 // Returns the Status from the enclosing function when `expr` is not OK.
-#define LB_RETURN_IF_ERROR(expr)                   \
-  do {                                             \
-    ::lazyblob::Status lb_status_ = (expr);        \
-    if (!lb_status_.ok()) return lb_status_;       \
+#define LB_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::lazyblob::Status lb_status_ = (expr);  \
+    if (!lb_status_.ok()) return lb_status_; \
   } while (0)
 
 // `LB_ASSIGN_OR_RETURN(auto x, MakeX());` binds x or returns the error.
-#define LB_ASSIGN_OR_RETURN(lhs, expr) LB_ASSIGN_OR_RETURN_IMPL_(LB_CONCAT_(lb_r_, __LINE__), lhs, expr)
+#define LB_ASSIGN_OR_RETURN(lhs, expr) \
+  LB_ASSIGN_OR_RETURN_IMPL_(LB_CONCAT_(lb_r_, __LINE__), lhs, expr)
 #define LB_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                              \
   if (!tmp.ok()) return tmp.status();             \
