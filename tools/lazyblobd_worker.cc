@@ -60,6 +60,17 @@ Result<std::unique_ptr<CacheDevice>> AdoptDevice(const DaemonConfig& config, Uni
   return std::unique_ptr<CacheDevice>(std::move(d));
 }
 
+// Store gauges come from a full index scan (store/ChunkStore::Stats), so they are taken
+// once the engine serves and again on SIGHUP, never on the request path.
+void PublishStoreGauges(ChunkStore& store, PrometheusEngineStats& stats) {
+  auto s = store.Stats();
+  if (!s.ok()) {
+    spdlog::warn("store gauges not updated: {}", s.status().ToString());
+    return;
+  }
+  stats.SetStoreGauges({s->blobs, s->chunks, s->logical_bytes, s->unique_bytes, s->stored_bytes});
+}
+
 }  // namespace
 
 void SetupLogging(const std::string& level) {
@@ -144,6 +155,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
                config.store_dir, eo.ResolvedWorkerThreads(), eo.write_ahead_bytes,
                eo.chunk_cache_bytes);
   if (launch.on_ready) launch.on_ready();
+  PublishStoreGauges(*store, *stats);
 
   sigset_t set;
   sigemptyset(&set);
@@ -178,8 +190,9 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
       }
       ApplyLogLevel(config.log_level);
       engine->set_write_ahead_bytes(config.write_ahead_bytes);
-      spdlog::info("SIGHUP: log level {}, write-ahead {} bytes", config.log_level,
-                   config.write_ahead_bytes);
+      PublishStoreGauges(*store, *stats);
+      spdlog::info("SIGHUP: log level {}, write-ahead {} bytes, store gauges refreshed",
+                   config.log_level, config.write_ahead_bytes);
       continue;
     }
     spdlog::info("signal {}: finishing requests in flight", si.ssi_signo);

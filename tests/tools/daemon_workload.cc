@@ -219,6 +219,7 @@ int Run(int argc, char** argv) {
   WriteFile(blobs[1].image, b);
   WriteFile(blobs[2].image, c);
   const std::string store_dir = dir + "/store";
+  StoreStats store_stats;
   {
     ChunkStoreOptions so;
     so.path = store_dir;
@@ -249,6 +250,9 @@ int Run(int argc, char** argv) {
     auto v = (*store)->Verify(blobs[2].id);
     Check(v.ok() && v->corrupt.size() == 1 && v->corrupt[0].key == bad.key,
           "verify does not report exactly the flipped chunk");
+    auto st = (*store)->Stats();
+    Check(st.ok(), "store stats: " + st.status().ToString());
+    store_stats = *st;
   }
 
   // --- Simulator + the real daemon.
@@ -431,6 +435,13 @@ int Run(int argc, char** argv) {
   expect("lazyblob_worker_restarts_total", 0, "the worker never died");
   expect("lazyblob_restores_total", 0, "the worker never died");
   expect("lazyblob_build_info", 1, "always 1");
+  expect("lazyblob_store_blobs", static_cast<double>(store_stats.blobs), "the store's Stats()");
+  expect("lazyblob_store_logical_bytes", static_cast<double>(store_stats.logical_bytes),
+         "the store's Stats()");
+  expect("lazyblob_store_unique_bytes", static_cast<double>(store_stats.unique_bytes),
+         "the store's Stats()");
+  expect("lazyblob_store_stored_bytes", static_cast<double>(store_stats.stored_bytes),
+         "the store's Stats()");
   nlohmann::json out = {
       {"done_unix_s",
        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()},

@@ -69,10 +69,7 @@ for c in expect["checks"]:
 
 # Every lazyblob_* name the dashboard queries should be a series the daemon exports.
 # KNOWN_MISSING: gaps in the daemon, reported as XFAIL; an XPASS fails so the list shrinks.
-KNOWN_MISSING = {
-    # lazyblobd never calls PrometheusEngineStats::SetStoreGauges (tools/lazyblobd_worker.cc).
-    "lazyblob_store_logical_bytes", "lazyblob_store_stored_bytes", "lazyblob_store_unique_bytes",
-}
+KNOWN_MISSING = set()
 # Series that exist only while a blob is open; daemon_workload checks them on the daemon's
 # endpoint before unmounting (a 1 s scrape would race the workload).
 WHILE_OPEN = {"lazyblob_open_blob"}
