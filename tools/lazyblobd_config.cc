@@ -99,6 +99,27 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
       "lazyblobd: serves EROFS blobs from a lazyblob chunk store to the kernel's "
       "cachefiles on-demand mode"};
   app.option_defaults()->always_capture_default();
+  app.footer(R"(How it works:
+  A supervisor opens /dev/cachefiles (dir, tag, bind ondemand) and keeps that fd for its
+  whole life; a forked worker serves OPEN/READ/CLOSE from the store. If the worker dies
+  the supervisor starts a new one, which writes `restore`: the kernel re-sends the open
+  objects and pending READs, so readers see no error. Under systemd (Type=notify) the fd
+  also goes into the fd store (FDSTORE=1), so a restarted service gets it back.
+
+Mounting a blob (its id in the store is the EROFS fsid):
+  lazyblob --store /var/lib/lazyblob import image.erofs --id myimage
+  lazyblobd --store /var/lib/lazyblob --cache-dir /var/cache/lazyblob/fscache &
+  mount -t erofs none -o fsid=myimage /mnt
+
+Examples:
+  lazyblobd --store /var/lib/lazyblob --cache-dir /var/cache/lazyblob/fscache             --metrics-listen 127.0.0.1:9150
+  lazyblobd --config /etc/lazyblob/lazyblobd.toml --log-level debug
+
+Signals: SIGTERM/SIGINT finish and answer every request in flight, then exit 0.
+  SIGHUP re-reads the config file: log level, write-ahead, and the store gauges.
+Exit status: 0 clean stop, 2 bad flags or config, 3 the device failed; other failures 1.
+The cache dir must be on ext4 or xfs (cachefiles refuses tmpfs); the kernel needs
+CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND (Linux >= 5.19).)");
   std::string write_ahead = "1M", chunk_cache = "256M";
   bool no_supervisor = false;
   app.add_option("--store", c.store_dir, "Chunk store directory (opened read-only)");
