@@ -112,7 +112,7 @@ Mounting a blob (its id in the store is the EROFS fsid):
   mount -t erofs none -o fsid=myimage /mnt
 
 Examples:
-  lazyblobd --store /var/lib/lazyblob --cache-dir /var/cache/lazyblob/fscache             --metrics-listen 127.0.0.1:9150
+  lazyblobd --store /var/lib/lazyblob --cache-dir /srv/fscache --metrics-listen 127.0.0.1:9150
   lazyblobd --config /etc/lazyblob/lazyblobd.toml --log-level debug
 
 Signals: SIGTERM/SIGINT finish and answer every request in flight, then exit 0.
