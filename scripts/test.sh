@@ -42,6 +42,10 @@ build_and_test() {  # preset, extra ctest args...
   ctest --test-dir "build-${preset}" --output-on-failure -j "$JOBS" "$@"
 }
 
+tsan_build_and_test() {
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}" build_and_test tsan "$@"
+}
+
 format_check() {
   local files
   files=$(git ls-files '*.cc' '*.h')
@@ -70,7 +74,7 @@ stage format format_check
 stage "unit (RelWithDebInfo, -Werror)" build_and_test ci -LE integration
 if ((QUICK == 0)); then
   stage "unit (ASan+UBSan)" build_and_test asan -LE integration
-  stage "unit (TSan)" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build_and_test tsan -LE integration
+  stage "unit (TSan)" tsan_build_and_test -LE integration
   stage "fuzz (libFuzzer, bounded)" fuzz_run
   stage "integration (real Prometheus, daemon on the simulator)" ctest --test-dir build-ci --output-on-failure -L integration
   if [[ -x bench/run.sh ]]; then
