@@ -110,11 +110,16 @@ start_reader() {
 register daemon-kill-worker 240
 sc_daemon_kill_worker() {
   slow_read_setup
-  start_reader 1
-  usleep 1500000
-  [ -e "$SC_DIR/reader.1.done" ] && fail "the read finished before the kill (make it slower)"
   w=$(worker_pid)
   [ -n "$w" ] && [ "$w" != "$DAEMON_PID" ] || fail "no worker pid in the daemon log"
+  # The first half is served normally; then the worker is stopped, so the reader's next
+  # READs stay pending in the kernel and the kill lands mid-read however fast the machine
+  # is (a timed race failed on a quiet machine: the whole read finished first).
+  dd if="$MNT/big.bin" of=/dev/null bs=4096 count=1024 2>/dev/null || fail "reading the first half"
+  kill -STOP "$w"
+  start_reader 1
+  usleep 1000000
+  [ -e "$SC_DIR/reader.1.done" ] && fail "the read finished while the worker was stopped"
   kill -KILL "$w"
   fact killed_worker "$w (supervisor $DAEMON_PID)"
   wait_done "$SC_DIR/reader.1.done" 120 "the reader"
@@ -135,6 +140,11 @@ sc_daemon_kill_worker() {
 register daemon-sigterm-reads 180
 sc_daemon_sigterm_reads() {
   slow_read_setup
+  w=$(worker_pid)
+  [ -n "$w" ] || fail "no worker pid in the daemon log"
+  # A stopped worker keeps the readers' READs pending, so SIGTERM lands mid-read on any
+  # machine; the worker continues 0.3 s after the SIGTERM and must drain.
+  kill -STOP "$w"
   for i in 1 2 3; do
     start_reader $i
     usleep 300000
@@ -142,6 +152,7 @@ sc_daemon_sigterm_reads() {
   usleep 500000
   running=0
   for i in 1 2 3; do [ -e "$SC_DIR/reader.$i.done" ] || running=$((running + 1)); done
+  (usleep 300000; kill -CONT "$w") &
   stop_daemon
   fact daemon "exit=$DAEMON_RC, $running readers running at SIGTERM"
   [ "$running" -ge 1 ] || fail "every read finished before SIGTERM (make it slower)"
