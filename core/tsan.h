@@ -1,8 +1,8 @@
 // ThreadSanitizer annotations. Debian's libtbb is not built with TSan, so orderings that
 // oneTBB provides inside the library are invisible to it; code that hands work through
 // oneTBB states that order with TsanRelease/TsanAcquire. No-ops in other builds.
-// core/tsan.cc holds the suppressions every TSan binary gets (linked in by the top-level
-// CMakeLists.txt with -Wl,-u,__tsan_default_suppressions).
+// core/tsan.cc holds the suppressions every TSan binary gets (core/CMakeLists.txt compiles
+// it into each target that links lazyblob_core).
 #ifndef LAZYBLOB_CORE_TSAN_H_
 #define LAZYBLOB_CORE_TSAN_H_
 
