@@ -51,10 +51,9 @@ Status SendFds(int socket_fd, std::span<const int> fds, std::string_view name) {
   }
 }
 
-Result<ReceivedFds> ReceiveFds(int socket_fd) {
-  char data[sizeof(Header) + 256];
+Result<ReceivedMessage> ReceiveWithFds(int socket_fd, std::span<std::byte> buf, int flags) {
   alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
-  iovec iov{data, sizeof data};
+  iovec iov{buf.data(), buf.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -62,10 +61,10 @@ Result<ReceivedFds> ReceiveFds(int socket_fd) {
   msg.msg_controllen = sizeof cbuf;
   ssize_t n;
   do {
-    n = ::recvmsg(socket_fd, &msg, MSG_CMSG_CLOEXEC);
+    n = ::recvmsg(socket_fd, &msg, MSG_CMSG_CLOEXEC | flags);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return Status::FromErrno(errno, "ReceiveFds recvmsg");
-  ReceivedFds out;
+  if (n < 0) return Status::FromErrno(errno, "recvmsg");
+  ReceivedMessage out;
   for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
     std::size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -75,16 +74,28 @@ Result<ReceivedFds> ReceiveFds(int socket_fd) {
       out.fds.emplace_back(f);
     }
   }
+  out.bytes = static_cast<std::size_t>(n);
+  out.truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+  return out;
+}
+
+Result<ReceivedFds> ReceiveFds(int socket_fd) {
+  char data[sizeof(Header) + 256];
+  auto got = ReceiveWithFds(socket_fd, std::as_writable_bytes(std::span(data)), 0);
+  if (!got.ok()) return got.status().WithContext("ReceiveFds");
+  ReceivedFds out;
+  out.fds = std::move(got->fds);
+  const std::size_t n = got->bytes;
   if (n == 0) return IoError("ReceiveFds: peer closed");
-  if (msg.msg_flags & MSG_CTRUNC) return Malformed("ReceiveFds: too many fds");
+  if (got->truncated) return Malformed("ReceiveFds: too many fds");
   Header h;
-  if (static_cast<std::size_t>(n) < sizeof h) return Malformed("ReceiveFds: short header");
+  if (n < sizeof h) return Malformed("ReceiveFds: short header");
   std::memcpy(&h, data, sizeof h);
   if (h.magic != kFdPassingMagic) return Malformed("ReceiveFds: bad magic");
   if (h.version != kFdPassingVersion) {
     return Malformed("ReceiveFds: unsupported version " + std::to_string(h.version));
   }
-  if (h.name_len != static_cast<std::size_t>(n) - sizeof h) {
+  if (h.name_len != n - sizeof h) {
     return Malformed("ReceiveFds: name length does not match the message");
   }
   if (h.fd_count != out.fds.size()) {

@@ -33,6 +33,16 @@ struct ReceivedFds {
 
 // Sends `fds` (borrowed; the receiver gets duplicates) with `name` (at most 255 bytes).
 Status SendFds(int socket_fd, std::span<const int> fds, std::string_view name);
+// One recvmsg on `socket_fd` (EINTR retried) into `buf`; takes ownership of every fd that
+// came along with SCM_RIGHTS (up to kMaxPassedFds), whatever the caller does next.
+// bytes == 0: the peer closed. EAGAIN comes back as a Status (errno_value() == EAGAIN).
+struct ReceivedMessage {
+  std::size_t bytes = 0;
+  bool truncated = false;  // MSG_TRUNC or MSG_CTRUNC: data or fds did not fit
+  std::vector<UniqueFd> fds;
+};
+Result<ReceivedMessage> ReceiveWithFds(int socket_fd, std::span<std::byte> buf, int flags);
+
 // Receives one SendFds message. kMalformed on a bad header (any fds received are closed).
 Result<ReceivedFds> ReceiveFds(int socket_fd);
 

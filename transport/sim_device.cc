@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "transport/fd_passing.h"
 #include "transport/kernel_simulator_state.h"
 #include "transport/message_decoder.h"
 
@@ -52,38 +53,21 @@ Result<std::unique_ptr<SimDevice>> SimDevice::Adopt(UniqueFd device_fd) {
 
 Result<std::optional<std::size_t>> SimDevice::ReceiveFrame(void* buf, std::size_t cap, UniqueFd* fd,
                                                            bool wait) {
-  iovec iov{buf, cap};
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof cbuf;
-  ssize_t n;
-  do {
-    n = ::recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC | (wait ? 0 : MSG_DONTWAIT));
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN) return std::optional<std::size_t>();
-    return Status::FromErrno(errno, "recvmsg simulated device");
+  auto got =
+      ReceiveWithFds(fd_.get(), {static_cast<std::byte*>(buf), cap}, wait ? 0 : MSG_DONTWAIT);
+  if (!got.ok()) {
+    if (got.status().errno_value() == EAGAIN) return std::optional<std::size_t>();
+    return got.status().WithContext("simulated device");
   }
-  // Take every fd that came along first, so none leaks whatever happens next.
-  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    std::size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int f;
-      std::memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof f);
-      UniqueFd owned(f);
-      if (i == 0 && !fd->valid()) *fd = std::move(owned);
-    }
-  }
+  // A frame carries at most one fd (an OPEN's anon fd); any extra is closed with `got`.
+  if (!got->fds.empty() && !fd->valid()) *fd = std::move(got->fds.front());
+  const std::size_t n = got->bytes;
   if (n == 0) return IoError("the simulated cachefiles device hung up (simulator gone)");
-  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+  if (got->truncated) {
     fd->reset();
     return Malformed("simulated device frame larger than 1024 bytes (EMSGSIZE)");
   }
-  return std::optional<std::size_t>(static_cast<std::size_t>(n));
+  return std::optional<std::size_t>(n);
 }
 
 Result<std::optional<CacheMessage>> SimDevice::Read() {
