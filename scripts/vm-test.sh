@@ -8,8 +8,12 @@
 #
 # Usage: scripts/vm-test.sh [--build-dir DIR] [--only REGEX] [--timeout SECONDS]
 #                           [--kernel BZIMAGE] [--tools-dir DIR] [--verbose]
+#                           [--out DIR] [--mem SIZE] [--extra-cpio FILE]
 # --tools-dir: where lazyblob and lazyblobd are (default BUILD_DIR/tools).
-# Outputs in BUILD_DIR/e2e: console.log, results.txt, facts.txt, guest-logs/.
+# --out: output dir (default BUILD_DIR/e2e).  --mem: guest RAM (default 2G).
+# --extra-cpio: a newc cpio appended to the initramfs (the kernel unpacks both; its
+#   files win), e.g. bench/vm/run.sh's data and scenario.
+# Outputs in the output dir: console.log, results.txt, facts.txt, guest-logs/.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +23,9 @@ VM_TIMEOUT=480
 KERNEL=""
 VERBOSE=0
 TOOLS=""
+OUT=""
+MEM=2G
+EXTRA_CPIO=""
 while (($#)); do
   case "$1" in
     --build-dir) BUILD=$2; shift 2 ;;
@@ -27,11 +34,14 @@ while (($#)); do
     --kernel) KERNEL=$2; shift 2 ;;
     --tools-dir) TOOLS=$2; shift 2 ;;
     --verbose | -v) VERBOSE=1; shift ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    --out) OUT=$2; shift 2 ;;
+    --mem) MEM=$2; shift 2 ;;
+    --extra-cpio) EXTRA_CPIO=$2; shift 2 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "vm-test: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-OUT="$BUILD/e2e"
+OUT="${OUT:-$BUILD/e2e}"
 TOOLS="${TOOLS:-$BUILD/tools}"
 mkdir -p "$OUT"
 t0=$(date +%s)
@@ -44,6 +54,12 @@ for b in lazyblob lazyblobd; do
   if [[ -x "$TOOLS/$b" ]]; then bins+=("$TOOLS/$b"); else echo "vm-test: $TOOLS/$b absent: its scenarios will SKIP" >&2; fi
 done
 "$ROOT/tests/e2e/build-initramfs.sh" "$OUT" "${bins[@]}"
+INITRD="$OUT/initramfs.cpio"
+if [[ -n "$EXTRA_CPIO" ]]; then
+  [[ -s "$EXTRA_CPIO" ]] || { echo "vm-test: no cpio at $EXTRA_CPIO" >&2; exit 1; }
+  INITRD="$OUT/initramfs+extra.cpio"
+  cat "$OUT/initramfs.cpio" "$EXTRA_CPIO" >"$INITRD"
+fi
 
 # A fresh ext4 cache disk every run (cachefiles refuses tmpfs).
 rm -f "$OUT/cache.img"
@@ -57,9 +73,9 @@ echo "vm-test: booting $(basename "$(dirname "$KERNEL")") (timeout ${VM_TIMEOUT}
 boot=$(date +%s)
 set +e
 timeout -s KILL "$VM_TIMEOUT" qemu-system-x86_64 \
-  -machine pc -accel tcg -cpu max -m 2G -smp 2 \
+  -machine pc -accel tcg -cpu max -m "$MEM" -smp 2 \
   -display none -monitor none -serial "file:$OUT/console.log" -no-reboot -net none \
-  -kernel "$KERNEL" -initrd "$OUT/initramfs.cpio" -append "$append" \
+  -kernel "$KERNEL" -initrd "$INITRD" -append "$append" \
   -drive "file=$OUT/cache.img,format=raw,if=virtio" </dev/null >"$OUT/qemu.out" 2>&1
 qemu_rc=$?
 set -e
