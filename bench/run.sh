@@ -6,6 +6,8 @@
 #   2. scale: READ latency, RSS and import speed as the store grows 1 -> 10 -> 50 images,
 #      and RSS with a bounded decompressed-chunk cache;
 #   3. bench/import/run.sh (import + dedup vs casync and borg);
+#   4. bench/vm/run.sh (real kernel in qemu: cold/warm read through lazyblobd vs a loop
+#      mount of the image in RAM; full run only, the VM smoke is a stage of scripts/test.sh);
 # then writes the report (bench/report/make_report.py).
 #
 # usage: bench/run.sh [--smoke]
@@ -145,6 +147,11 @@ if [[ $SMOKE == 1 ]]; then
   rm -rf "$saved"
 else
   step "import" env LAZYBLOB_BIN="$LAZYBLOB_BIN" "$HERE/import/run.sh"
+fi
+
+# --- 4. real kernel (VM), full run only ---
+if [[ $SMOKE == 0 && "${SKIP_VM:-0}" != 1 ]]; then
+  step "vm: cold read vs loop" "$HERE/vm/run.sh" --build-dir "$BUILD"
 fi
 
 # --- report ---

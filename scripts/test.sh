@@ -2,11 +2,11 @@
 # Runs every lazyblob test on a fresh Debian 12 machine: installs dependencies, checks
 # formatting, builds with warnings as errors, runs the unit tests plain, under ASan+UBSan
 # and under TSan, runs the decoder fuzzer for a bounded time, the Prometheus integration
-# test, the benchmark smoke runs, and the real-kernel VM suite.
+# test, the benchmark smoke runs, and the real-kernel VM suite (then the VM benchmark's smoke).
 #
 #   scripts/test.sh            everything (what CI runs)
 #   scripts/test.sh --quick    formatting + plain build + unit tests only
-#   SKIP_VM=1 scripts/test.sh  everything but the VM suite
+#   SKIP_VM=1 scripts/test.sh  everything but the VM suite and VM benchmark smoke
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -82,6 +82,7 @@ if ((QUICK == 0)); then
   fi
   if [[ "${SKIP_VM:-0}" != 1 && -x scripts/vm-test.sh ]]; then
     stage "e2e (real kernel in qemu)" scripts/vm-test.sh --build-dir build-ci
+    stage "benchmarks (VM smoke: lazyblobd vs loop)" bench/vm/run.sh --smoke --build-dir build-ci
   fi
 fi
 
