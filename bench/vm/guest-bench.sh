@@ -2,7 +2,8 @@
 # Guest side of bench/vm/run.sh, installed as /e2e/scenarios/90-bench.sh by the bench
 # initramfs only (the VM suite never sees it). /bench holds, all in RAM (the
 # initramfs' tmpfs): file.erofs (one big file, big.bin), tree.erofs (a real tree),
-# store/ (both imported as lbbench-file and lbbench-tree) and bench.env (REPS).
+# store/ (both imported as lbbench-file and lbbench-tree) and bench.env (REPS, WORKLOADS,
+# DAEMON_ARGS: extra lazyblobd flags, empty for the defaults).
 #
 # For each repetition, workload (file: cat big.bin; tree: tar of the whole tree) and
 # mode, in the same boot:
@@ -48,8 +49,9 @@ bench_lazyblob() { # WORKLOAD REP
   rm -rf "$CACHE" && mkdir -p "$CACHE"
   STORE=$BENCH/store
   _port=$((9190 + $2 % 50))
+  # shellcheck disable=SC2086 # DAEMON_ARGS is a list of flags
   "$LAZYBLOBD" --store "$STORE" --cache-dir "$CACHE" --metrics-listen "127.0.0.1:$_port" \
-    >>"$SC_DIR/daemon.log" 2>&1 &
+    $DAEMON_ARGS >>"$SC_DIR/daemon.log" 2>&1 &
   DAEMON_PID=$!
   mount_retry "lbbench-$1" "$MNT"
   [ "$2" = 1 ] && fact "read_ahead_kb.lazyblob" "$(cat /sys/class/bdi/erofs-*/read_ahead_kb | head -1)"
@@ -58,6 +60,11 @@ bench_lazyblob() { # WORKLOAD REP
   scrape "$_port"
   fact "reads.$1.$2" "$(metric 'lazyblob_requests_total{op="read",result="ok"}')"
   fact "read_errors.$1.$2" "$(metric 'lazyblob_requests_total{op="read",result="error"}')"
+  # Worker time per stage (summed over the daemon's threads), in ms.
+  for _s in lookup read decompress verify write complete; do
+    fact "stage_ms.$1.$_s.$2" "$(awk -v p="lazyblob_stage_seconds_total{stage=\"$_s\"}" \
+      'index($0, p) == 1 {s += $NF} END {printf "%.0f\n", s * 1000}' "$SC_DIR/metrics.txt")"
+  done
   drop_caches
   _warm=$(read_ms "$1" "$MNT") || exit 1
   [ "$2" = 1 ] && fact "bytes.$1" "$(bytes_of "$1" "$MNT")"
@@ -90,12 +97,15 @@ sc_bench_cold_read() {
   need_daemon
   [ -d "$BENCH/store" ] || skip "no bench data (run bench/vm/run.sh)"
   REPS=1
+  WORKLOADS="file tree"
+  DAEMON_ARGS=
   . "$BENCH/bench.env"
+  fact daemon_args "$DAEMON_ARGS"
   fact reps "$REPS"
   fact mem_kb "$(awk '/MemTotal/ {print $2}' /proc/meminfo)"
   _r=1
   while [ $_r -le "$REPS" ]; do
-    for _w in file tree; do
+    for _w in $WORKLOADS; do
       if [ $((_r % 2)) = 1 ]; then
         bench_lazyblob $_w $_r
         bench_loop $_w $_r

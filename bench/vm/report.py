@@ -11,6 +11,7 @@ import statistics
 import subprocess
 
 TARGET_COLD = 1.3
+STAGES = ("lookup", "read", "decompress", "verify", "write", "complete")
 
 
 def parse_facts(path):
@@ -29,6 +30,7 @@ def main():
     ap.add_argument("--console", required=True)
     ap.add_argument("--file-mib", type=int, required=True)
     ap.add_argument("--mem", default="")
+    ap.add_argument("--daemon-args", default="")
     ap.add_argument("--out-dir", required=True)
     args = ap.parse_args()
 
@@ -48,12 +50,20 @@ def main():
             ms.setdefault(m.group(1, 2, 3), {})[int(m.group(4))] = int(value)
 
     results = {"reps": reps, "boot": boot, "guest_mem": args.mem, "workloads": {},
-               "target_cold_ratio": TARGET_COLD}
-    for w in ("file", "tree"):
+               "daemon_args": args.daemon_args, "target_cold_ratio": TARGET_COLD}
+    workloads = [w for w in ("file", "tree") if (w, "lazyblob", "cold") in ms]
+    for w in workloads:
         nbytes = int(facts.get(f"bytes.{w}", "0"))
         wres = {"bytes": nbytes, "reads_per_rep": [], "phases": {}}
         for r in range(1, reps + 1):
             wres["reads_per_rep"].append(int(facts.get(f"reads.{w}.{r}", "0")))
+        stages = {}
+        for st in STAGES:
+            per_rep = [int(facts[k]) for r in range(1, reps + 1)
+                       if (k := f"stage_ms.{w}.{st}.{r}") in facts]
+            if per_rep:
+                stages[st] = statistics.median(per_rep)
+        wres["stage_ms_median"] = stages
         for phase in ("cold", "warm"):
             lb = ms.get((w, "lazyblob", phase), {})
             lp = ms.get((w, "loop", phase), {})
@@ -96,7 +106,9 @@ def main():
         f"modes alternating per repetition; {reps} repetition(s), medians.",
         "",
         "- **lazyblob**: `mount -t erofs none -o fsid=...` served by a fresh `lazyblobd` "
-        "(default flags: 8 workers, 1 MiB write-ahead) from a store in RAM; fresh cache dir "
+        + (f"(flags `{args.daemon_args}`) " if args.daemon_args else
+           "(default flags: 8 workers, 1 MiB write-ahead) ") +
+        "from a store in RAM; fresh cache dir "
         "on the VM's ext4 disk. *Cold* = first read: every byte is fetched by the daemon. "
         "*Warm* = the same read after `drop_caches`: served from the cache file, no daemon.",
         "- **loop**: the same EROFS image in RAM (initramfs tmpfs) on a loop device. *Cold* "
@@ -107,7 +119,7 @@ def main():
         "| workload | phase | lazyblob | loop | **ratio** lazyblob/loop (per rep) | target |",
         "|---|---|---:|---:|---|---|",
     ]
-    for w in ("file", "tree"):
+    for w in workloads:
         wres = results["workloads"][w]
         for phase in ("cold", "warm"):
             e = wres["phases"][phase]
@@ -124,7 +136,19 @@ def main():
                 f"**{e['ratio_median']:.2f}** ({', '.join(str(x) for x in e['ratio_per_rep'])}) | "
                 f"{target} |")
     md += ["", "READs the daemon served per cold read: " + ", ".join(
-        f"{w} {results['workloads'][w]['reads_per_rep']}" for w in ("file", "tree")) + ".", ""]
+        f"{w} {results['workloads'][w]['reads_per_rep']}" for w in workloads) + ".", ""]
+    if any(results["workloads"][w]["stage_ms_median"] for w in workloads):
+        md += ["Daemon worker time by stage during the cold read (`lazyblob_stage_seconds_total`, "
+               "summed over worker threads, median of the repetitions):", "",
+               "| workload | " + " | ".join(STAGES) + " | total |",
+               "|---|" + "---:|" * (len(STAGES) + 1)]
+        for w in workloads:
+            st = results["workloads"][w]["stage_ms_median"]
+            total = sum(st.values()) or 1
+            md.append(f"| {w} | " + " | ".join(
+                f"{st.get(k, 0) / 1000:.2f} s ({100 * st.get(k, 0) / total:.0f}%)" for k in STAGES)
+                + f" | {total / 1000:.2f} s |")
+        md.append("")
 
     try:
         import matplotlib
@@ -132,7 +156,7 @@ def main():
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(6, 3.5))
         labels, values = [], []
-        for w in ("file", "tree"):
+        for w in workloads:
             for phase in ("cold", "warm"):
                 e = results["workloads"][w]["phases"][phase]
                 labels.append(f"{w}\n{phase}")

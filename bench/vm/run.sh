@@ -10,9 +10,13 @@
 # fresh daemon and cache dir), warm = the same read after drop_caches. Reported: medians
 # and per-repetition ratios lazyblob / loop (target: cold <= 1.3).
 #
-# usage: bench/vm/run.sh [--smoke] [--reps N] [--build-dir DIR]
-#   --smoke      16 MiB file, a small tree, 1 repetition (CI: proves it runs, ~2 min)
+# usage: bench/vm/run.sh [--smoke] [--reps N] [--build-dir DIR] [--workloads file,tree]
+#                        [--daemon-args "FLAGS"] [--out-dir DIR]
+#   --smoke      16 MiB file, a small tree, 1 repetition (CI: proves it runs, ~1 min)
 #   --reps N     repetitions (default 3)
+#   --workloads  which of file,tree to run (default both)
+#   --daemon-args  extra lazyblobd flags for an experiment (e.g. "--write-ahead 8M")
+#   --out-dir    where the results go (default bench/results; --smoke BUILD/bench-vm-smoke)
 #   --build-dir  where lazyblob/lazyblobd are built (default build-bench2, Release;
 #                --smoke: build-ci when it exists)
 # Writes bench/results/vm-read.{json,md,png} (--smoke: BUILD/bench-vm-smoke/).
@@ -25,12 +29,18 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 SMOKE=0
 REPS=""
 BUILD=""
+WORKLOADS="file,tree"
+DAEMON_ARGS=""
+OUT=""
 while (($#)); do
   case "$1" in
     --smoke) SMOKE=1 ;;
     --reps) REPS="$2"; shift ;;
     --build-dir) BUILD="$2"; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    --workloads) WORKLOADS="$2"; shift ;;
+    --daemon-args) DAEMON_ARGS="$2"; shift ;;
+    --out-dir) OUT="$2"; shift ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench/vm/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -51,10 +61,10 @@ LAZYBLOB="$BUILD/tools/lazyblob"
 CACHE="${LAZYBLOB_CACHE_DIR:-/var/cache/lazyblob}"
 if [[ $SMOKE == 1 ]]; then
   NAME=smoke; FILE_MIB=16; REPS="${REPS:-1}"; MEM=2G
-  OUT="$BUILD/bench-vm-smoke"
+  OUT="${OUT:-$BUILD/bench-vm-smoke}"
 else
   NAME=full; FILE_MIB=256; REPS="${REPS:-3}"; MEM=6G
-  OUT="$ROOT/bench/results"
+  OUT="${OUT:-$ROOT/bench/results}"
 fi
 DATA="$CACHE/bench-vm/$NAME"
 WORK="$BUILD/bench-vm-work"
@@ -98,7 +108,8 @@ for w in file tree; do
   "$LAZYBLOB" --store "$WORK/root/bench/store" import "$DATA/$w.erofs" --id "lbbench-$w" \
     --no-progress >&2
 done
-echo "REPS=$REPS" >"$WORK/root/bench/bench.env"
+printf 'REPS=%s\nWORKLOADS="%s"\nDAEMON_ARGS="%s"\n' "$REPS" "${WORKLOADS//,/ }" "$DAEMON_ARGS" \
+  >"$WORK/root/bench/bench.env"
 cp "$HERE/guest-bench.sh" "$WORK/root/e2e/scenarios/90-bench.sh"
 (cd "$WORK/root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) \
   >"$WORK/bench.cpio"
@@ -121,5 +132,5 @@ for p in /usr/bin/python3 python3; do
   if "$p" -c 'import matplotlib' 2>/dev/null; then PY="$p"; break; fi
 done
 "$PY" "$HERE/report.py" --facts "$WORK/vm/facts.txt" --console "$WORK/vm/console.log" \
-  --file-mib "$FILE_MIB" --out-dir "$OUT" --mem "$MEM"
+  --file-mib "$FILE_MIB" --out-dir "$OUT" --mem "$MEM" --daemon-args "$DAEMON_ARGS"
 log "done: $OUT/vm-read.md"
