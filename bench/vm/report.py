@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--file-mib", type=int, required=True)
     ap.add_argument("--mem", default="")
     ap.add_argument("--daemon-args", default="")
+    ap.add_argument("--import-args", default="")
     ap.add_argument("--out-dir", required=True)
     args = ap.parse_args()
 
@@ -50,7 +51,8 @@ def main():
             ms.setdefault(m.group(1, 2, 3), {})[int(m.group(4))] = int(value)
 
     results = {"reps": reps, "boot": boot, "guest_mem": args.mem, "workloads": {},
-               "daemon_args": args.daemon_args, "target_cold_ratio": TARGET_COLD}
+               "daemon_args": args.daemon_args, "import_args": args.import_args,
+               "target_cold_ratio": TARGET_COLD}
     workloads = [w for w in ("file", "tree") if (w, "lazyblob", "cold") in ms]
     for w in workloads:
         nbytes = int(facts.get(f"bytes.{w}", "0"))
@@ -108,7 +110,9 @@ def main():
         "- **lazyblob**: `mount -t erofs none -o fsid=...` served by a fresh `lazyblobd` "
         + (f"(flags `{args.daemon_args}`) " if args.daemon_args else
            "(default flags: 8 workers, 1 MiB write-ahead) ") +
-        "from a store in RAM; fresh cache dir "
+        "from a store in RAM" + (f" imported with `{args.import_args}`" if args.import_args
+                                 else " (default import: CDC, 64 KiB average chunks, zstd 3)") +
+        "; fresh cache dir "
         "on the VM's ext4 disk. *Cold* = first read: every byte is fetched by the daemon. "
         "*Warm* = the same read after `drop_caches`: served from the cache file, no daemon.",
         "- **loop**: the same EROFS image in RAM (initramfs tmpfs) on a loop device. *Cold* "

@@ -16,6 +16,7 @@
 #   --reps N     repetitions (default 3)
 #   --workloads  which of file,tree to run (default both)
 #   --daemon-args  extra lazyblobd flags for an experiment (e.g. "--write-ahead 8M")
+#   --import-args  extra `lazyblob import` flags (e.g. "--chunker fixed --avg-chunk 1M")
 #   --out-dir    where the results go (default bench/results; --smoke BUILD/bench-vm-smoke)
 #   --build-dir  where lazyblob/lazyblobd are built (default build-bench2, Release;
 #                --smoke: build-ci when it exists)
@@ -31,6 +32,7 @@ REPS=""
 BUILD=""
 WORKLOADS="file,tree"
 DAEMON_ARGS=""
+IMPORT_ARGS=""
 OUT=""
 while (($#)); do
   case "$1" in
@@ -39,8 +41,9 @@ while (($#)); do
     --build-dir) BUILD="$2"; shift ;;
     --workloads) WORKLOADS="$2"; shift ;;
     --daemon-args) DAEMON_ARGS="$2"; shift ;;
+    --import-args) IMPORT_ARGS="$2"; shift ;;
     --out-dir) OUT="$2"; shift ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bench/vm/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -106,7 +109,7 @@ rm -rf "$WORK" && mkdir -p "$WORK/root/bench" "$WORK/root/e2e/scenarios"
 cp "$DATA/file.erofs" "$DATA/tree.erofs" "$WORK/root/bench/"
 for w in file tree; do
   "$LAZYBLOB" --store "$WORK/root/bench/store" import "$DATA/$w.erofs" --id "lbbench-$w" \
-    --no-progress >&2
+    --no-progress $IMPORT_ARGS >&2  # word splitting intended: a list of flags
 done
 printf 'REPS=%s\nWORKLOADS="%s"\nDAEMON_ARGS="%s"\n' "$REPS" "${WORKLOADS//,/ }" "$DAEMON_ARGS" \
   >"$WORK/root/bench/bench.env"
@@ -132,5 +135,6 @@ for p in /usr/bin/python3 python3; do
   if "$p" -c 'import matplotlib' 2>/dev/null; then PY="$p"; break; fi
 done
 "$PY" "$HERE/report.py" --facts "$WORK/vm/facts.txt" --console "$WORK/vm/console.log" \
-  --file-mib "$FILE_MIB" --out-dir "$OUT" --mem "$MEM" --daemon-args "$DAEMON_ARGS"
+  --file-mib "$FILE_MIB" --out-dir "$OUT" --mem "$MEM" --daemon-args="$DAEMON_ARGS" \
+  --import-args="$IMPORT_ARGS"
 log "done: $OUT/vm-read.md"
