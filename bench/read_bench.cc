@@ -17,10 +17,12 @@
 #include <iostream>
 #include <random>
 #include <sstream>
+#include <string>
 
 #include "bench/read_bench_engine.h"
 #include "bench/read_bench_limit.h"
 #include "bench/read_bench_util.h"
+#include "core/engine_stats.h"
 #include "store/chunk_store.h"
 
 namespace lazyblob::bench {
@@ -62,6 +64,19 @@ bool WriteJson(const std::string& path, const json& j) {
   std::ofstream out(path);
   out << j.dump(1) << "\n";
   return static_cast<bool>(out);
+}
+
+// The engine's per-stage times of one run: seconds and operations by stage, and the share
+// of the worker threads' time (threads x wall) each stage took.
+json StagesJson(const EngineRun& r, double occupancy_seconds) {
+  json seconds = json::object(), ops = json::object(), share = json::object();
+  for (int i = 0; i < kStageCount; ++i) {
+    const std::string name(StageName(static_cast<Stage>(i)));
+    seconds[name] = r.stage_seconds[i];
+    ops[name] = r.stage_ops[i];
+    share[name] = r.stage_seconds[i] / occupancy_seconds;
+  }
+  return {{"seconds", seconds}, {"operations", ops}, {"worker_share", share}};
 }
 
 json LatencyJson(const std::vector<double>& s) {
@@ -156,7 +171,8 @@ int Run(const RunArgs& a) {
                     {"worker_share",
                      {{"store_read_chunk", r->source_read_chunk / occupancy},
                       {"complete", r->device_complete / occupancy},
-                      {"receive", r->device_receive / occupancy}}}};
+                      {"receive", r->device_receive / occupancy}}},
+                    {"engine_stages", StagesJson(*r, occupancy)}};
           std::printf(
               "rep %d  %d thr  %-4s  %7u B READs: engine %7.1f MB/s  limit %7.1f MB/s  "
               "ratio %.2f  READ p50 %.0f us p99 %.0f us (%llu READs)\n",
@@ -165,6 +181,12 @@ int Run(const RunArgs& a) {
               j["engine_read_latency"]["p50_us"].get<double>(),
               j["engine_read_latency"]["p99_us"].get<double>(),
               static_cast<unsigned long long>(r->reads_sent));
+          std::printf("       engine stages (%% of %d thr x wall):", threads);
+          for (int i = 0; i < kStageCount; ++i) {
+            std::printf(" %s %.1f%%", std::string(StageName(static_cast<Stage>(i))).c_str(),
+                        100 * r->stage_seconds[i] / occupancy);
+          }
+          std::printf("\n");
           std::fflush(stdout);
           runs.push_back(std::move(j));
         }

@@ -32,9 +32,10 @@ class TimedSource final : public ChunkSource {
   Result<std::shared_ptr<const BlobMap>> OpenBlob(std::string_view id) override {
     return s_->OpenBlob(id);
   }
-  Status ReadChunk(const ChunkExtent& e, std::span<std::byte> out) override {
+  Status ReadChunk(const ChunkExtent& e, std::span<std::byte> out,
+                   ChunkReadTimings* timings) override {
     const Clock::time_point t0 = Clock::now();
-    Status st = s_->ReadChunk(e, out);
+    Status st = s_->ReadChunk(e, out, timings);
     read_chunk.Add(t0);
     return st;
   }
@@ -70,7 +71,7 @@ class TimedDevice final : public CacheDevice {
 };
 
 // Keeps READ latencies (a short mutex: fine for a benchmark, the engine's stats calls are
-// one per request) and counters.
+// one per request), counters and the per-stage times (relaxed atomic adds).
 class BenchStats final : public EngineStats {
  public:
   void RequestDone(RequestOp op, RequestResult result, double seconds) override {
@@ -89,6 +90,12 @@ class BenchStats final : public EngineStats {
     if (r == ChunkLookupResult::kStoreHit) loaded++;
   }
   void Decompressed(double) override {}
+  void StageTime(Stage stage, double seconds) override {
+    const int i = static_cast<int>(stage);
+    if (i < 0 || i >= kStageCount) return;
+    stage_ops[i].fetch_add(1, std::memory_order_relaxed);
+    stage_ns[i].fetch_add(static_cast<std::int64_t>(seconds * 1e9), std::memory_order_relaxed);
+  }
   void InFlight(int) override {}
   void QueueDepth(int) override {}
   void OpenObjects(int, std::string_view) override {}
@@ -101,6 +108,8 @@ class BenchStats final : public EngineStats {
     return std::move(read_seconds);
   }
   std::atomic<std::uint64_t> failed{0}, written{0}, ahead_bytes{0}, cache_hits{0}, loaded{0};
+  std::atomic<std::uint64_t> stage_ops[kStageCount] = {};
+  std::atomic<std::int64_t> stage_ns[kStageCount] = {};
 
  private:
   std::mutex mu_;
@@ -201,6 +210,10 @@ Result<EngineRun> RunEngine(ChunkStore* store, const EngineRunOptions& o) {
   run.cache_hits = stats.cache_hits;
   run.bytes_written = stats.written;
   run.ahead_bytes = stats.ahead_bytes;
+  for (int i = 0; i < kStageCount; ++i) {
+    run.stage_seconds[i] = static_cast<double>(stats.stage_ns[i].load()) * 1e-9;
+    run.stage_ops[i] = stats.stage_ops[i].load();
+  }
   return run;
 }
 

@@ -4,18 +4,21 @@
 // shuffled) with a fresh simulator cache dir (cold cache file) and a new engine (cold
 // decompressed-chunk cache). Latencies are recorded from both views: the engine's (READ
 // message read -> answered, EngineStats::RequestDone) and the reader's (one
-// KernelSimulator::Read call, which may span several READs or none).
+// KernelSimulator::Read call, which may span several READs or none), and the engine's
+// per-stage times (EngineStats::StageTime).
 //
 // Thread-safety: RunEngine runs on the calling thread and joins everything it starts.
 // `store` is borrowed for the call.
 #ifndef LAZYBLOB_BENCH_READ_BENCH_ENGINE_H_
 #define LAZYBLOB_BENCH_READ_BENCH_ENGINE_H_
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "bench/read_bench_util.h"
+#include "core/engine_stats.h"
 #include "core/status.h"
 #include "store/chunk_store.h"
 
@@ -43,6 +46,10 @@ struct EngineRun {
   double source_read_chunk = 0;  // ChunkSource::ReadChunk: lookup+read+decompress+verify
   double device_complete = 0;    // CacheDevice::CompleteRead
   double device_receive = 0;     // CacheDevice::Read (dispatcher)
+  // The engine's own per-stage timing (EngineStats::StageTime), indexed by Stage: seconds
+  // summed over every thread, and the number of timed operations.
+  std::array<double, kStageCount> stage_seconds{};
+  std::array<std::uint64_t, kStageCount> stage_ops{};
   std::uint64_t reads_sent = 0, chunks_loaded = 0, cache_hits = 0;
   std::uint64_t bytes_written = 0, ahead_bytes = 0;
 };

@@ -171,8 +171,10 @@ Result<StageTimes> ProbeStages(ChunkStore* store, const std::string& store_dir,
       store_buf = AlignedBuffer(len);
     }
     Clock::time_point t = Clock::now();
-    LB_RETURN_IF_ERROR(store->ReadChunk(c.extent, store_buf.span().first(AlignUp(len))));
+    ChunkReadTimings split;
+    LB_RETURN_IF_ERROR(store->ReadChunk(c.extent, store_buf.span().first(AlignUp(len)), &split));
     st.store_read_chunk += SecondsSince(t);
+    st.lookup += std::chrono::duration<double>(split.lookup).count();
 
     t = Clock::now();
     in.resize(c.stored_len);
@@ -198,7 +200,6 @@ Result<StageTimes> ProbeStages(ChunkStore* store, const std::string& store_dir,
     st.verify += verify;
     ++st.chunks;
   }
-  st.lookup = std::max(0.0, st.store_read_chunk - st.read - st.decompress - st.verify);
   return st;
 }
 

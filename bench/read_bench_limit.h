@@ -43,9 +43,9 @@ Result<LimitRun> RunLimit(const std::string& store_dir, const std::vector<LimitC
                           std::uint64_t blob_size, const std::string& out_dir, int threads,
                           Pattern pattern);
 
-// Seconds summed over all chunks of the blob, one thread. lookup = ChunkStore::ReadChunk's
-// time minus its read + decompress + verify as measured by the same steps done directly
-// (index lookup, pack handle and bookkeeping), clamped at 0.
+// Seconds summed over all chunks of the blob, one thread. lookup is ChunkStore::ReadChunk's
+// own index lookup (ChunkReadTimings); read, decompress, verify and write are the same
+// steps done directly.
 struct StageTimes {
   double lookup = 0, read = 0, decompress = 0, verify = 0, write = 0;
   double store_read_chunk = 0;  // ChunkStore::ReadChunk, whole

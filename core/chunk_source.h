@@ -6,6 +6,7 @@
 #define LAZYBLOB_CORE_CHUNK_SOURCE_H_
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -54,6 +55,38 @@ struct BlobMap {
   std::pair<std::size_t, std::size_t> Covering(std::uint64_t offset, std::uint64_t length) const;
 };
 
+// Where one ChunkSource::ReadChunk call spent its time. Sources add to the fields (so one
+// struct may sum several calls) and leave untouched what they cannot split.
+struct ChunkReadTimings {
+  std::chrono::nanoseconds lookup{0};      // index lookup (and catch-up on a miss)
+  std::chrono::nanoseconds read{0};        // reading the stored bytes (pack pread)
+  std::chrono::nanoseconds decompress{0};  // decompression (or the copy of a raw chunk)
+  std::chrono::nanoseconds verify{0};      // hash check of the uncompressed bytes
+
+  std::chrono::nanoseconds total() const { return lookup + read + decompress + verify; }
+};
+
+// Times consecutive steps into a ChunkReadTimings: Lap(&ChunkReadTimings::read) adds the
+// time since the previous lap (or construction). With a null struct it never reads the
+// clock, so an untimed ReadChunk pays one branch per step.
+class ChunkReadStopwatch {
+ public:
+  explicit ChunkReadStopwatch(ChunkReadTimings* timings)
+      : timings_(timings), last_(timings != nullptr ? Clock::now() : Clock::time_point()) {}
+
+  void Lap(std::chrono::nanoseconds ChunkReadTimings::*field) {
+    if (timings_ == nullptr) return;
+    const Clock::time_point now = Clock::now();
+    timings_->*field += std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_);
+    last_ = now;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  ChunkReadTimings* const timings_;
+  Clock::time_point last_;
+};
+
 class ChunkSource {
  public:
   virtual ~ChunkSource() = default;
@@ -64,7 +97,14 @@ class ChunkSource {
   // Decompresses one chunk into `out` (4 KiB-aligned, at least AlignUp(extent.length)
   // bytes), verifies its XXH3-128 against extent.key and zero-fills `out` up to the next
   // 4 KiB boundary. kCorruption or kNotFound on failure; `out` must then not be served.
-  virtual Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out) = 0;
+  // `timings` (optional, may be null): where the call spent its time, added to its fields;
+  // a null pointer must cost nothing measurable.
+  virtual Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out,
+                           ChunkReadTimings* timings) = 0;
+  // Untimed. Implementations add `using ChunkSource::ReadChunk;` to keep it visible.
+  Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out) {
+    return ReadChunk(extent, out, nullptr);
+  }
 };
 
 }  // namespace lazyblob

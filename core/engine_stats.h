@@ -17,6 +17,28 @@ enum class RequestOp : int { kOpen = 0, kRead = 1, kClose = 2 };
 enum class RequestResult : int { kOk = 0, kError = 1, kDropped = 2 };
 enum class ChunkLookupResult : int { kCacheHit = 0, kStoreHit = 1, kMissing = 2, kCorrupt = 3 };
 
+// Where the time of serving READs goes, for EngineStats::StageTime. lookup (index lookup),
+// read (pack pread), decompress and verify (hash check) split ChunkSource::ReadChunk, as
+// the source reports them (ChunkReadTimings); write is one chunk's anon-fd write
+// (WriteBlocks); complete is one READ's CacheDevice::CompleteRead.
+enum class Stage : int {
+  kLookup = 0,
+  kRead = 1,
+  kDecompress = 2,
+  kVerify = 3,
+  kWrite = 4,
+  kComplete = 5,
+};
+inline constexpr int kStageCount = 6;
+
+// "lookup", "read", "decompress", "verify", "write", "complete" (metric labels, JSON keys).
+constexpr std::string_view StageName(Stage stage) {
+  constexpr std::string_view kNames[kStageCount] = {"lookup", "read",  "decompress",
+                                                    "verify", "write", "complete"};
+  const int i = static_cast<int>(stage);
+  return i >= 0 && i < kStageCount ? kNames[i] : std::string_view("unknown");
+}
+
 class EngineStats {
  public:
   virtual ~EngineStats() = default;
@@ -27,7 +49,12 @@ class EngineStats {
   // Bytes pwritten into cache files, and the part of them beyond what READs asked for.
   virtual void BytesWritten(std::uint64_t bytes, std::uint64_t ahead_bytes) = 0;
   virtual void ChunkLookup(ChunkLookupResult result) = 0;
+  // A chunk was loaded from the store; `seconds` decompressing it (the whole
+  // ChunkSource::ReadChunk when the source does not report its split).
   virtual void Decompressed(double seconds) = 0;
+  // `seconds` spent in `stage`: lookup..verify once per chunk loaded from a source that
+  // reports its split, write once per chunk written, complete once per READ answered.
+  virtual void StageTime(Stage stage, double seconds) = 0;
   virtual void InFlight(int delta) = 0;
   virtual void QueueDepth(int delta) = 0;
   // An OPEN succeeded (+1) or its CLOSE released it (-1). `blob_id` is bounded by what
@@ -45,6 +72,7 @@ class NullEngineStats final : public EngineStats {
   void BytesWritten(std::uint64_t, std::uint64_t) override {}
   void ChunkLookup(ChunkLookupResult) override {}
   void Decompressed(double) override {}
+  void StageTime(Stage, double) override {}
   void InFlight(int) override {}
   void QueueDepth(int) override {}
   void OpenObjects(int, std::string_view) override {}

@@ -26,6 +26,17 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+double Seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+
+// The source's split of one ReadChunk, if it reported one.
+void ReportStages(EngineStats* stats, const ChunkReadTimings& t) {
+  if (t.total() == std::chrono::nanoseconds::zero()) return;
+  stats->StageTime(Stage::kLookup, Seconds(t.lookup));
+  stats->StageTime(Stage::kRead, Seconds(t.read));
+  stats->StageTime(Stage::kDecompress, Seconds(t.decompress));
+  stats->StageTime(Stage::kVerify, Seconds(t.verify));
+}
+
 void Signal(int event_fd) {
   const std::uint64_t one = 1;
   while (::write(event_fd, &one, sizeof one) < 0 && errno == EINTR) {
@@ -343,7 +354,9 @@ void RequestEngine::HandleRead(const ReadMessage& message, Clock::time_point rec
   }
   // The window goes out before the completion, so the reader's next READs find it.
   if (ok && !stopping_.load()) WriteAhead(object, last);
+  const Clock::time_point complete_start = Clock::now();
   Status st = pending.Complete();
+  stats_->StageTime(Stage::kComplete, SecondsSince(complete_start));
   if (!st.ok()) {
     Log(LogLevel::kWarn, "completing READ " + std::to_string(message.msg_id) + " of blob '" +
                              map.id + "' failed: " + st.ToString());
@@ -385,14 +398,18 @@ Result<ChunkCache::Buffer> RequestEngine::LoadChunk(const BlobMap& map, std::siz
   const ChunkExtent& extent = map.extents[i];
   auto loader = [&]() -> Result<ChunkCache::Buffer> {
     auto buffer = std::make_shared<AlignedBuffer>(AlignUp(extent.length));
+    ChunkReadTimings timings;
     const Clock::time_point t0 = Clock::now();
-    Status st = source_->ReadChunk(extent, buffer->span());
+    Status st = source_->ReadChunk(extent, buffer->span(), &timings);
+    const double seconds = SecondsSince(t0);
+    ReportStages(stats_, timings);
     if (!st.ok()) {
       stats_->ChunkLookup(st.code() == StatusCode::kCorruption ? ChunkLookupResult::kCorrupt
                                                                : ChunkLookupResult::kMissing);
       return st;
     }
-    stats_->Decompressed(SecondsSince(t0));
+    stats_->Decompressed(
+        timings.total() > std::chrono::nanoseconds::zero() ? Seconds(timings.decompress) : seconds);
     stats_->ChunkLookup(ChunkLookupResult::kStoreHit);
     return ChunkCache::Buffer(std::move(buffer));
   };
@@ -426,7 +443,9 @@ bool RequestEngine::EnsureChunk(CacheObject& object, std::size_t i, bool wait, b
   }
   // Whole blocks: the blob's unaligned tail goes out as one zero-padded block.
   const std::size_t bytes = AlignUp(extent.length);
+  const Clock::time_point write_start = Clock::now();
   Status st = WriteBlocks(fd, extent.blob_offset, {(*buffer)->data(), bytes});
+  stats_->StageTime(Stage::kWrite, SecondsSince(write_start));
   object.Finish(i, st.ok());
   if (!st.ok()) {
     Log(LogLevel::kError, "blob '" + map.id + "': " + st.ToString());

@@ -24,6 +24,8 @@ constexpr const char* kResultNames[StatsShard::kResults] = {"ok", "error", "drop
 constexpr const char* kLookupNames[StatsShard::kLookupResults] = {"cache_hit", "store_hit",
                                                                   "missing", "corrupt"};
 
+static_assert(StatsShard::kStages == kStageCount);
+
 std::atomic<std::uint64_t> g_next_id{1};
 
 std::uint64_t Load(const std::atomic<std::uint64_t>& a) {
@@ -67,6 +69,8 @@ struct Totals {
   std::uint64_t chunk_lookups[StatsShard::kLookupResults] = {};
   std::uint64_t decompressions = 0;
   double decompress_seconds = 0;
+  std::uint64_t stage_ops[StatsShard::kStages] = {};
+  double stage_seconds[StatsShard::kStages] = {};
   std::int64_t in_flight = 0, queue_depth = 0;
   std::uint64_t malformed_messages = 0, worker_restarts = 0, restores = 0;
 
@@ -85,6 +89,10 @@ struct Totals {
       chunk_lookups[l] += Load(s.chunk_lookups[l]);
     decompressions += Load(s.decompressions);
     decompress_seconds += Load(s.decompress_seconds);
+    for (int i = 0; i < StatsShard::kStages; ++i) {
+      stage_ops[i] += Load(s.stage_ops[i]);
+      stage_seconds[i] += Load(s.stage_seconds[i]);
+    }
     in_flight += Load(s.in_flight);
     queue_depth += Load(s.queue_depth);
     malformed_messages += Load(s.malformed_messages);
@@ -150,6 +158,14 @@ void PrometheusEngineStats::Decompressed(double seconds) {
   StatsShard& s = Shard();
   StatsShard::Add(s.decompressions, 1);
   StatsShard::Add(s.decompress_seconds, seconds);
+}
+
+void PrometheusEngineStats::StageTime(Stage stage, double seconds) {
+  const int i = static_cast<int>(stage);
+  if (i < 0 || i >= StatsShard::kStages) return;
+  StatsShard& s = Shard();
+  StatsShard::Add(s.stage_ops[i], 1);
+  StatsShard::Add(s.stage_seconds[i], seconds);
 }
 
 void PrometheusEngineStats::InFlight(int delta) { StatsShard::Add(Shard().in_flight, delta); }
@@ -223,6 +239,21 @@ void PrometheusEngineStats::CollectShards(std::vector<MetricFamily>& out) const 
                         static_cast<double>(t.decompressions)));
   out.push_back(Counter("lazyblob_decompress_seconds_total", "Time spent decompressing chunks.",
                         t.decompress_seconds));
+  MetricFamily stage_seconds =
+      Family("lazyblob_stage_seconds_total",
+             "Time spent serving READs, by stage: lookup, read, decompress, verify (per chunk "
+             "loaded from the store), write (per chunk written), complete (per READ).",
+             MetricType::Counter);
+  MetricFamily stage_ops = Family("lazyblob_stage_operations_total",
+                                  "Timed operations behind lazyblob_stage_seconds_total, by stage.",
+                                  MetricType::Counter);
+  for (int i = 0; i < StatsShard::kStages; ++i) {
+    const std::string name(StageName(static_cast<Stage>(i)));
+    AddMetric(stage_seconds, {{"stage", name}}).counter.value = t.stage_seconds[i];
+    AddMetric(stage_ops, {{"stage", name}}).counter.value = static_cast<double>(t.stage_ops[i]);
+  }
+  out.push_back(std::move(stage_seconds));
+  out.push_back(std::move(stage_ops));
   out.push_back(Gauge("lazyblob_requests_in_flight", "Requests being served now.",
                       static_cast<double>(t.in_flight)));
   out.push_back(Gauge("lazyblob_queue_depth", "Requests read but not yet picked up by a worker.",

@@ -3,7 +3,7 @@
 // prometheus::Collectable, so MetricsServer (or anything else) can scrape it.
 //
 // Cost: the READ-path calls (RequestDone, BytesRequested, BytesWritten, ChunkLookup,
-// Decompressed, InFlight, QueueDepth, ...) write only the calling thread's StatsShard
+// Decompressed, StageTime, InFlight, QueueDepth, ...) write only the calling thread's StatsShard
 // (no lock, no locked instruction); Collect() merges the shards. OpenObjects and
 // SetStoreGauges take a mutex (OPEN/CLOSE and the tools' periodic refresh, not READ).
 //
@@ -59,6 +59,8 @@ class PrometheusEngineStats final : public EngineStats, public prometheus::Colle
   void BytesWritten(std::uint64_t bytes, std::uint64_t ahead_bytes) override;
   void ChunkLookup(ChunkLookupResult result) override;
   void Decompressed(double seconds) override;
+  // lazyblob_stage_seconds_total{stage} and lazyblob_stage_operations_total{stage}.
+  void StageTime(Stage stage, double seconds) override;
   void InFlight(int delta) override;
   void QueueDepth(int delta) override;
   void OpenObjects(int delta, std::string_view blob_id) override;

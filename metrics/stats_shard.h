@@ -32,6 +32,7 @@ struct alignas(64) StatsShard {
   static constexpr int kOps = 3;                                          // RequestOp
   static constexpr int kResults = 3;                                      // RequestResult
   static constexpr int kLookupResults = 4;                                // ChunkLookupResult
+  static constexpr int kStages = 6;                                       // Stage
   static constexpr int kBuckets = kReadLatencyBucketsSeconds.size() + 1;  // last is +Inf
 
   // Single-writer adds: only the owning thread calls these.
@@ -54,6 +55,8 @@ struct alignas(64) StatsShard {
   std::atomic<std::uint64_t> chunk_lookups[kLookupResults] = {};
   std::atomic<std::uint64_t> decompressions{0};
   std::atomic<double> decompress_seconds{0.0};
+  std::atomic<std::uint64_t> stage_ops[kStages] = {};
+  std::atomic<double> stage_seconds[kStages] = {};
   std::atomic<std::int64_t> in_flight{0};    // sum of this thread's deltas
   std::atomic<std::int64_t> queue_depth{0};  // sum of this thread's deltas
   std::atomic<std::uint64_t> malformed_messages{0};

@@ -196,19 +196,28 @@ Result<std::shared_ptr<const BlobMap>> ChunkStore::OpenBlob(std::string_view blo
   return impl_->LoadMap(blob_id, true);
 }
 
-Status ChunkStore::ReadChunk(const ChunkExtent& extent, std::span<std::byte> out) {
-  LB_ASSIGN_OR_RETURN(ChunkLocation loc, impl_->Locate(extent.key, true));
-  if (loc.raw_len != extent.length) {
-    return Corruption("chunk " + extent.key.ToHex() + " has length " + std::to_string(loc.raw_len) +
-                      ", the blob map says " + std::to_string(extent.length));
+Status ChunkStore::ReadChunk(const ChunkExtent& extent, std::span<std::byte> out,
+                             ChunkReadTimings* timings) {
+  ChunkReadStopwatch watch(timings);
+  Result<ChunkLocation> loc = impl_->Locate(extent.key, true);
+  watch.Lap(&ChunkReadTimings::lookup);
+  LB_RETURN_IF_ERROR(loc.status());
+  if (loc->raw_len != extent.length) {
+    return Corruption("chunk " + extent.key.ToHex() + " has length " +
+                      std::to_string(loc->raw_len) + ", the blob map says " +
+                      std::to_string(extent.length));
   }
-  Status s = impl_->packs->ReadChunk(extent.key, loc, out, false);
+  Status s = impl_->packs->ReadChunk(extent.key, *loc, out, false, timings);
   if (s.code() == StatusCode::kNotFound && impl_->writer == nullptr) {
     // gc moved the chunk to a new pack since we last caught up.
-    impl_->packs->Forget(loc.pack_id);
-    LB_RETURN_IF_ERROR(impl_->index->CatchUp());
-    LB_ASSIGN_OR_RETURN(loc, impl_->Locate(extent.key, false));
-    s = impl_->packs->ReadChunk(extent.key, loc, out, false);
+    ChunkReadStopwatch retry(timings);
+    impl_->packs->Forget(loc->pack_id);
+    Status caught_up = impl_->index->CatchUp();
+    if (caught_up.ok()) loc = impl_->Locate(extent.key, false);
+    retry.Lap(&ChunkReadTimings::lookup);
+    LB_RETURN_IF_ERROR(caught_up);
+    LB_RETURN_IF_ERROR(loc.status());
+    s = impl_->packs->ReadChunk(extent.key, *loc, out, false, timings);
   }
   return s;
 }

@@ -168,7 +168,10 @@ class ChunkStore final : public ChunkSource {
   // ChunkSource. OpenBlob: kNotFound when no blob has this id (after one catch-up).
   Result<std::shared_ptr<const BlobMap>> OpenBlob(std::string_view blob_id) override;
   // kCorruption when the stored bytes do not verify, kNotFound when the key is unknown.
-  Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out) override;
+  // `timings` gets the index lookup, the pack read, the decompression and the XXH3 check.
+  using ChunkSource::ReadChunk;
+  Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out,
+                   ChunkReadTimings* timings) override;
 
   // Shared lease on a blob while it is served. kNotFound if the blob does not exist.
   Result<BlobLease> LeaseBlob(std::string_view blob_id);

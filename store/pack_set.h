@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/chunk_source.h"
 #include "core/status.h"
 #include "core/unique_fd.h"
 #include "store/pack_format.h"
@@ -34,9 +35,10 @@ class PackSet {
   // Reads the chunk record at `loc`, checks its header against `key`/`loc`, decompresses
   // into `out` (>= AlignUp(loc.raw_len) bytes), verifies XXH3-128 (and SHA-256 when
   // `check_sha256`) and zero-fills to the block boundary. kCorruption on any mismatch;
-  // kNotFound when the pack file does not exist.
+  // kNotFound when the pack file does not exist. `timings` (optional) gets the read,
+  // decompression and verification times added.
   Status ReadChunk(const ChunkKey& key, const ChunkLocation& loc, std::span<std::byte> out,
-                   bool check_sha256);
+                   bool check_sha256, ChunkReadTimings* timings = nullptr);
 
   // Reads exactly `out.size()` bytes at `offset`; kCorruption if the pack is shorter.
   Status ReadAt(std::uint32_t pack_id, std::uint64_t offset, std::span<std::uint8_t> out);

@@ -11,7 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
+# EngineStats::StageTime's stages, in the engine's order (core/engine_stats.h).
+STAGES = ("lookup", "read", "decompress", "verify", "write", "complete")
+
+
 def load(path):
+    if not path:
+        return None
     try:
         with open(path) as f:
             return json.load(f)
@@ -42,6 +48,9 @@ def summarize(read):
             "reads": med([r["reads_sent"] for r in rs]),
             "share": {s: med([r["worker_share"][s] for r in rs])
                       for s in ("store_read_chunk", "complete", "receive")},
+            # The engine's own per-stage timing (absent in JSON from before it existed).
+            "stages": ({s: med([r["engine_stages"]["worker_share"][s] for r in rs])
+                        for s in STAGES} if all("engine_stages" in r for r in rs) else None),
             "hist": [sum(x) for x in zip(*[r["engine_read_hist_log2us"] for r in rs])],
         }
     return out
@@ -170,23 +179,39 @@ def read_section(read, summary, suffix, md):
     tot = sum(p[s] for s in ("lookup", "read", "decompress", "verify", "write"))
     md.append("### Where the time goes\n")
     md.append(f"Stage probe: one thread serves every chunk ({read['stage_probe']['chunks']}) "
-              "once, timing each step; `lookup` = ChunkStore::ReadChunk minus the same "
-              "read + decompress + verify done directly (RocksDB index lookup + pack handle), "
-              "clamped at 0. `write` = aligned O_DIRECT pwrite into a fresh file.\n")
+              "once, timing each step; `lookup` = the RocksDB index lookup inside "
+              "ChunkStore::ReadChunk (its own timing), `read`, `decompress` and `verify` = the "
+              "same steps done directly, `write` = aligned O_DIRECT pwrite into a fresh "
+              "file.\n")
     md.append("| stage | seconds | share |")
     md.append("|---|---:|---:|")
     for s in ("lookup", "read", "decompress", "verify", "write"):
         md.append(f"| {s} | {p[s]:.3f} | {100 * p[s] / tot:.1f}% |")
-    md.append("\nEngine runs, share of worker-thread time (threads × wall) spent inside "
-              "ChunkSource::ReadChunk (lookup+read+decompress+verify) and "
-              "CacheDevice::CompleteRead (complete); the rest is the anon-fd pwrite, "
-              "scheduling and idle time (the engine has no hook for the write itself):\n")
-    md.append("| threads | pattern | READ size | store ReadChunk | complete | dispatcher receive |")
-    md.append("|---:|---|---|---:|---:|---:|")
-    for k, v in summary.items():
-        s = v["share"]
-        md.append(f"| {k[0]} | {k[1]} | {kib(k[2])} | {100 * s['store_read_chunk']:.1f}% | "
-                  f"{100 * s['complete']:.2f}% | {100 * s['receive']:.2f}% |")
+    stage_rows = [(k, v) for k, v in summary.items() if v["stages"] is not None]
+    if not stage_rows:
+        md.append("\nNo per-stage engine timing in this JSON (read_bench predates "
+                  "EngineStats::StageTime).\n")
+        return
+    md.append("\nEngine runs, share of the worker threads' time (threads × wall) in each stage, "
+              "from the engine's own timing (EngineStats::StageTime, exported as "
+              "`lazyblob_stage_seconds_total`): `lookup`, `read`, `decompress` and `verify` are "
+              "the store's split of ChunkSource::ReadChunk for the chunks it loaded "
+              "(decompressed-chunk cache hits cost none of them), `write` is the anon-fd "
+              "O_DIRECT pwrite (WriteBlocks) of every chunk written, for the READ itself or its "
+              "write-ahead, `complete` is CacheDevice::CompleteRead. `other` is the rest: "
+              "worker threads waiting for READs (the reader's own time and the simulator round "
+              "trip), scheduling, chunk-cache and SEEK_HOLE checks; it is negative when "
+              "write-ahead runs on a thread beyond the N workers. `receive` is the dispatcher "
+              "thread reading messages (not a worker).\n")
+    md.append("| threads | pattern | READ size | " + " | ".join(STAGES) +
+              " | other | receive |")
+    md.append("|---:|---|---|" + "---:|" * (len(STAGES) + 2))
+    for k, v in stage_rows:
+        st = v["stages"]
+        other = 1 - sum(st.values())
+        cells = " | ".join(f"{100 * st[s]:.1f}%" for s in STAGES)
+        md.append(f"| {k[0]} | {k[1]} | {kib(k[2])} | {cells} | {100 * other:.1f}% | "
+                  f"{100 * v['share']['receive']:.2f}% |")
     md.append("")
 
 

@@ -130,7 +130,23 @@ class FakeChunkSource final : public ChunkSource {
     return std::shared_ptr<const BlobMap>(it->second);
   }
 
-  Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out) override {
+  // Added to the caller's ChunkReadTimings by every ReadChunk (a source that reports its
+  // split); zero (the default): the source reports nothing.
+  void set_reported_timings(const ChunkReadTimings& t) {
+    std::lock_guard lock(mu_);
+    reported_ = t;
+  }
+
+  using ChunkSource::ReadChunk;
+  Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out,
+                   ChunkReadTimings* timings) override {
+    if (timings != nullptr) {
+      std::lock_guard lock(mu_);
+      timings->lookup += reported_.lookup;
+      timings->read += reported_.read;
+      timings->decompress += reported_.decompress;
+      timings->verify += reported_.verify;
+    }
     Bytes content;
     {
       std::unique_lock lock(mu_);
@@ -162,6 +178,7 @@ class FakeChunkSource final : public ChunkSource {
   std::map<ChunkKey, bool> corrupt_;
   std::map<ChunkKey, int> reads_;
   std::map<std::string, std::shared_ptr<BlobMap>> blobs_;
+  ChunkReadTimings reported_;
   bool held_ = false;
   int blocked_ = 0;
   std::atomic<long> delay_us_{0};
@@ -353,7 +370,14 @@ class CountingStats final : public EngineStats {
     written_ahead += ahead;
   }
   void ChunkLookup(ChunkLookupResult r) override { ++lookups[static_cast<int>(r)]; }
-  void Decompressed(double) override { ++decompressed; }
+  void Decompressed(double seconds) override {
+    ++decompressed;
+    decompress_seconds += seconds;
+  }
+  void StageTime(Stage stage, double seconds) override {
+    ++stage_ops[static_cast<int>(stage)];
+    stage_seconds[static_cast<int>(stage)] += seconds;
+  }
   void InFlight(int d) override { in_flight += d; }
   void QueueDepth(int d) override { queue_depth += d; }
   void OpenObjects(int d, std::string_view) override { open_objects += d; }
@@ -365,6 +389,9 @@ class CountingStats final : public EngineStats {
   std::atomic<std::uint64_t> requested{0}, written{0}, written_ahead{0};
   std::atomic<int> lookups[4] = {};
   std::atomic<int> decompressed{0}, in_flight{0}, queue_depth{0}, open_objects{0};
+  std::atomic<double> decompress_seconds{0};
+  std::atomic<int> stage_ops[kStageCount] = {};
+  std::atomic<double> stage_seconds[kStageCount] = {};
   std::atomic<int> malformed{0}, restored{0};
 };
 

@@ -281,6 +281,57 @@ TEST_F(RequestEngineTest, WriteAheadStopsAtACorruptChunkAndNeverWritesIt) {
   EXPECT_FALSE(files_.Present(FileName(1), k64K, 4096));
 }
 
+TEST_F(RequestEngineTest, EveryStageOfServingAReadIsTimed) {
+  MakeBlob("a", 3, 85);
+  ChunkReadTimings split;
+  split.lookup = std::chrono::microseconds(1);
+  split.read = std::chrono::microseconds(2);
+  split.decompress = std::chrono::microseconds(3);
+  split.verify = std::chrono::microseconds(4);
+  source_.set_reported_timings(split);
+  EngineOptions o;
+  o.write_ahead_bytes = 0;
+  o.chunk_cache_bytes = 0;
+  StartEngine(o);
+  ASSERT_GT(Open(1, "a"), 0);
+  Read(1, 0, 3 * k64K);  // loads and writes 3 chunks
+  Read(1, 0, 4096);      // already written: only a completion
+  engine_->Stop();       // the last completion's stats are recorded after the answer
+  auto ops = [&](Stage s) { return stats_.stage_ops[static_cast<int>(s)].load(); };
+  auto seconds = [&](Stage s) { return stats_.stage_seconds[static_cast<int>(s)].load(); };
+  // The store's split is passed on as reported, once per chunk loaded.
+  EXPECT_EQ(ops(Stage::kLookup), 3);
+  EXPECT_EQ(ops(Stage::kRead), 3);
+  EXPECT_EQ(ops(Stage::kDecompress), 3);
+  EXPECT_EQ(ops(Stage::kVerify), 3);
+  EXPECT_NEAR(seconds(Stage::kLookup), 3e-6, 1e-12);
+  EXPECT_NEAR(seconds(Stage::kRead), 6e-6, 1e-12);
+  EXPECT_NEAR(seconds(Stage::kDecompress), 9e-6, 1e-12);
+  EXPECT_NEAR(seconds(Stage::kVerify), 12e-6, 1e-12);
+  EXPECT_NEAR(stats_.decompress_seconds.load(), 9e-6, 1e-12);  // the decompress part only
+  // The engine times the writes and completions itself.
+  EXPECT_EQ(ops(Stage::kWrite), 3);
+  EXPECT_GT(seconds(Stage::kWrite), 0);
+  EXPECT_EQ(ops(Stage::kComplete), 2);
+  EXPECT_GT(seconds(Stage::kComplete), 0);
+}
+
+TEST_F(RequestEngineTest, SourceWithoutASplitReportsNoStoreStages) {
+  MakeBlob("a", 1, 86);
+  EngineOptions o;
+  o.write_ahead_bytes = 0;
+  StartEngine(o);
+  ASSERT_GT(Open(1, "a"), 0);
+  Read(1, 0, 4096);
+  engine_->Stop();
+  for (Stage s : {Stage::kLookup, Stage::kRead, Stage::kDecompress, Stage::kVerify}) {
+    EXPECT_EQ(stats_.stage_ops[static_cast<int>(s)].load(), 0) << StageName(s);
+  }
+  EXPECT_EQ(stats_.decompressed.load(), 1);  // the whole ReadChunk, as before
+  EXPECT_EQ(stats_.stage_ops[static_cast<int>(Stage::kWrite)].load(), 1);
+  EXPECT_EQ(stats_.stage_ops[static_cast<int>(Stage::kComplete)].load(), 1);
+}
+
 TEST_F(RequestEngineTest, ReadForUnknownObjectIsDropped) {
   MakeBlob("a", 1, 90);
   StartEngine();

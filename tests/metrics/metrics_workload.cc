@@ -21,12 +21,14 @@ namespace {
 using lazyblob::ChunkLookupResult;
 using lazyblob::RequestOp;
 using lazyblob::RequestResult;
+using lazyblob::Stage;
 
 constexpr int kThreads = 2;
 constexpr int kReadsOk = 500, kReadsError = 30, kReadsDropped = 5;  // per thread
 constexpr double kOkSeconds = 1.0 / 4096;                           // 244us: bucket le=0.00025
 constexpr double kErrSeconds = 1.0 / 64;                            // 15.6ms: bucket le=0.025
 constexpr double kDecompressSeconds = 1.0 / 1024;
+constexpr double kStageSeconds = 1.0 / 8192;  // each stage of a store load, the write, the complete
 constexpr std::uint64_t kReadBytes = 131072, kWrittenBytes = 262144, kAheadBytes = 131072;
 
 void ReadWorker(lazyblob::PrometheusEngineStats& s) {
@@ -36,8 +38,16 @@ void ReadWorker(lazyblob::PrometheusEngineStats& s) {
     s.InFlight(+1);
     s.BytesRequested(kReadBytes);
     s.ChunkLookup(i % 4 == 0 ? ChunkLookupResult::kStoreHit : ChunkLookupResult::kCacheHit);
-    if (i % 4 == 0) s.Decompressed(kDecompressSeconds);
+    if (i % 4 == 0) {
+      s.Decompressed(kDecompressSeconds);
+      for (Stage st : {Stage::kLookup, Stage::kRead, Stage::kDecompress, Stage::kVerify}) {
+        s.StageTime(st, kStageSeconds);
+      }
+    }
     s.BytesWritten(kWrittenBytes, kAheadBytes);
+    s.StageTime(Stage::kWrite, kStageSeconds);
+    s.StageTime(Stage::kWrite, kStageSeconds);
+    s.StageTime(Stage::kComplete, kStageSeconds);
     s.RequestDone(RequestOp::kRead, RequestResult::kOk, kOkSeconds);
     s.InFlight(-1);
   }
@@ -103,6 +113,15 @@ void WriteExpectations(const std::string& path) {
   expect(R"(lazyblob_chunk_lookups_total{result="corrupt"})", kErr / 2);
   expect("lazyblob_decompressions_total", kOk / 4);
   expect("lazyblob_decompress_seconds_total", kOk / 4 * kDecompressSeconds);
+  for (const char* stage : {"lookup", "read", "decompress", "verify"}) {
+    const std::string label = std::string("{stage=\"") + stage + "\"}";
+    expect("lazyblob_stage_operations_total" + label, kOk / 4);
+    expect("lazyblob_stage_seconds_total" + label, kOk / 4 * kStageSeconds);
+  }
+  expect(R"(lazyblob_stage_operations_total{stage="write"})", kOk * 2);
+  expect(R"(lazyblob_stage_seconds_total{stage="write"})", kOk * 2 * kStageSeconds);
+  expect(R"(lazyblob_stage_operations_total{stage="complete"})", kOk);
+  expect(R"(lazyblob_stage_seconds_total{stage="complete"})", kOk * kStageSeconds);
   expect("lazyblob_requests_in_flight", 3);
   expect("lazyblob_queue_depth", 2);
   expect("lazyblob_open_objects", 2);

@@ -37,6 +37,12 @@ TEST(PrometheusEngineStats, KnownSequenceAppearsInExposition) {
   stats->ChunkLookup(ChunkLookupResult::kCorrupt);
   stats->Decompressed(0.25);
   stats->Decompressed(0.5);
+  stats->StageTime(Stage::kLookup, 0.125);
+  stats->StageTime(Stage::kRead, 0.25);
+  stats->StageTime(Stage::kRead, 0.25);
+  stats->StageTime(Stage::kWrite, 2.0);
+  stats->StageTime(Stage::kComplete, 0.0);
+  stats->StageTime(static_cast<Stage>(kStageCount), 9.0);  // out of range: ignored
   stats->InFlight(+1);
   stats->InFlight(+1);
   stats->InFlight(-1);
@@ -70,6 +76,16 @@ TEST(PrometheusEngineStats, KnownSequenceAppearsInExposition) {
   EXPECT_EQ(m.at(R"(lazyblob_chunk_lookups_total{result="corrupt"})"), 1);
   EXPECT_EQ(m.at("lazyblob_decompressions_total"), 2);
   EXPECT_DOUBLE_EQ(m.at("lazyblob_decompress_seconds_total"), 0.75);
+  EXPECT_EQ(m.at(R"(lazyblob_stage_operations_total{stage="lookup"})"), 1);
+  EXPECT_DOUBLE_EQ(m.at(R"(lazyblob_stage_seconds_total{stage="lookup"})"), 0.125);
+  EXPECT_EQ(m.at(R"(lazyblob_stage_operations_total{stage="read"})"), 2);
+  EXPECT_DOUBLE_EQ(m.at(R"(lazyblob_stage_seconds_total{stage="read"})"), 0.5);
+  EXPECT_EQ(m.at(R"(lazyblob_stage_operations_total{stage="decompress"})"), 0);
+  EXPECT_EQ(m.at(R"(lazyblob_stage_operations_total{stage="verify"})"), 0);
+  EXPECT_EQ(m.at(R"(lazyblob_stage_operations_total{stage="write"})"), 1);
+  EXPECT_DOUBLE_EQ(m.at(R"(lazyblob_stage_seconds_total{stage="write"})"), 2.0);
+  EXPECT_EQ(m.at(R"(lazyblob_stage_operations_total{stage="complete"})"), 1);
+  EXPECT_EQ(m.at(R"(lazyblob_stage_seconds_total{stage="complete"})"), 0);
   EXPECT_EQ(m.at("lazyblob_requests_in_flight"), 1);
   EXPECT_EQ(m.at("lazyblob_queue_depth"), 3);
   EXPECT_EQ(m.at("lazyblob_malformed_messages_total"), 1);
@@ -164,6 +180,7 @@ TEST(PrometheusEngineStats, ShardsOfManyThreadsMergeExactly) {
           stats->ChunkLookup(ChunkLookupResult::kStoreHit);
           stats->ChunkLookup(ChunkLookupResult::kCacheHit);
           stats->Decompressed(0.5);
+          stats->StageTime(Stage::kWrite, 0.25);
           stats->BytesRequested(3);
           stats->BytesWritten(5, 2);
           stats->RequestDone(RequestOp::kRead,
@@ -188,6 +205,8 @@ TEST(PrometheusEngineStats, ShardsOfManyThreadsMergeExactly) {
   EXPECT_EQ(m.at(R"(lazyblob_chunk_lookups_total{result="cache_hit"})"), reads);
   EXPECT_EQ(m.at("lazyblob_decompressions_total"), reads);
   EXPECT_EQ(m.at("lazyblob_decompress_seconds_total"), reads * 0.5);
+  EXPECT_EQ(m.at(R"(lazyblob_stage_operations_total{stage="write"})"), reads);
+  EXPECT_EQ(m.at(R"(lazyblob_stage_seconds_total{stage="write"})"), reads * 0.25);
   EXPECT_EQ(m.at("lazyblob_read_requested_bytes_total"), reads * 3);
   EXPECT_EQ(m.at("lazyblob_written_bytes_total"), reads * 5);
   EXPECT_EQ(m.at("lazyblob_written_ahead_bytes_total"), reads * 2);

@@ -79,6 +79,42 @@ TEST(ChunkStore, ImportThenExportIsByteIdentical) {
   EXPECT_EQ(v.chunks_checked, r.chunks);
 }
 
+// The engine's per-stage timing relies on this split; untimed reads stay possible.
+TEST(ChunkStore, ReadChunkReportsLookupReadDecompressAndVerifyWhenAsked) {
+  TempDir tmp;
+  auto store = OpenWriter(tmp / "store");
+  ASSERT_NE(store, nullptr);
+  auto data = MixedBlob(1 << 20, 7);
+  WriteFile(tmp / "in", data);
+  ASSERT_OK(store->ImportBlob(tmp / "in", WithId("img")).status());
+  ASSERT_OK_AND_ASSIGN(auto map, store->OpenBlob("img"));
+  ASSERT_GT(map->extents.size(), 2u);
+  AlignedBuffer buf(65536);
+  ChunkReadTimings t;
+  ChunkReadTimings after_first;
+  for (const ChunkExtent& e : map->extents) {
+    ASSERT_OK(store->ReadChunk(e, buf.span(), &t));
+    EXPECT_EQ(0, std::memcmp(buf.data(), data.data() + e.blob_offset, e.length));
+    if (&e == &map->extents.front()) after_first = t;
+  }
+  const std::chrono::nanoseconds zero{0};
+  EXPECT_GT(t.lookup, zero);
+  EXPECT_GT(t.read, zero);
+  EXPECT_GT(t.decompress, zero);
+  EXPECT_GT(t.verify, zero);
+  // Calls add to the struct rather than overwrite it.
+  EXPECT_GT(t.total(), after_first.total());
+  EXPECT_GE(t.lookup, after_first.lookup);
+  EXPECT_GE(t.verify, after_first.verify);
+  // A chunk the index does not know still reports the lookup it did.
+  ChunkExtent unknown = map->extents.front();
+  unknown.key.bytes[0] ^= 0xff;
+  ChunkReadTimings miss;
+  EXPECT_EQ(store->ReadChunk(unknown, buf.span(), &miss).code(), StatusCode::kNotFound);
+  EXPECT_GT(miss.lookup, zero);
+  EXPECT_EQ(miss.read, zero);
+}
+
 TEST(ChunkStore, ReimportIsIdempotentAndOtherContentIsRefused) {
   TempDir tmp;
   auto store = OpenWriter(tmp / "store");
