@@ -105,6 +105,8 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
   the supervisor starts a new one, which writes `restore`: the kernel re-sends the open
   objects and pending READs, so readers see no error. Under systemd (Type=notify) the fd
   also goes into the fd store (FDSTORE=1), so a restarted service gets it back.
+  A worker that fails before it is ready (no store, port in use) is not restarted: the
+  daemon exits with its status, so a broken start is seen at once.
 
 Mounting a blob (its id in the store is the EROFS fsid):
   lazyblob --store /var/lib/lazyblob import image.erofs --id myimage

@@ -176,6 +176,14 @@ int RunSupervisor(const DaemonConfig& config) {
       spdlog::error("worker {} ended ({}); not restarting", pid, DescribeExit(status));
       return WEXITSTATUS(status);
     }
+    if (!notified) {
+      // Nothing was ever served: a missing store, a bad cache dir or a port in use will
+      // not heal by retrying. Fail the start so the operator (or systemd) sees it at once.
+      spdlog::error(
+          "worker {} failed before it was ready ({}); not restarting: see the error above", pid,
+          DescribeExit(status));
+      return WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : kExitFailure;
+    }
     if (Clock::now() - started > std::chrono::seconds(10)) backoff = std::chrono::milliseconds(100);
     spdlog::warn("worker {} died ({}); restarting in {} ms", pid, DescribeExit(status),
                  backoff.count());

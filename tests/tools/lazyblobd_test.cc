@@ -176,6 +176,42 @@ TEST_F(LazyblobdTest, ConcurrentReadersOfBlobsSharingChunksGetEveryByte) {
   ExpectNoViolations();
 }
 
+// A worker that cannot start (here: no store) is not restarted forever: the daemon exits
+// with status 1 and says why, while a worker that died after serving is restarted (the
+// kill -9 test below).
+TEST_F(LazyblobdTest, WorkerFailingBeforeReadyEndsTheDaemon) {
+  const std::string log = dir_ + "/daemon.log";
+  pid_ = ::fork();
+  ASSERT_GE(pid_, 0);
+  if (pid_ == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<std::string> args = {LAZYBLOBD_BIN, "--store", dir_ + "/no-such-store",
+                                     "--sim-socket", dir_ + "/sim.sock"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 3000 && done == 0; ++i) {
+    done = ::waitpid(pid_, &status, WNOHANG);
+    if (done == 0) ::usleep(10'000);
+  }
+  ASSERT_EQ(done, pid_) << "lazyblobd still running 30 s after its worker failed to start";
+  pid_ = -1;
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("no-such-store"), std::string::npos) << text;
+  EXPECT_NE(text.find("failed before it was ready"), std::string::npos) << text;
+  EXPECT_EQ(text.find("restarting in"), std::string::npos) << text;
+}
+
 TEST_F(LazyblobdTest, UnknownBlobFailsItsMountAndTheDaemonServesOn) {
   StartDaemon();
   auto bad = sim_->Mount("erofs,d", "no-such-blob");
