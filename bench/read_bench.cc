@@ -168,6 +168,7 @@ int Run(const RunArgs& a) {
                     {"cache_hits", r->cache_hits},
                     {"bytes_written", r->bytes_written},
                     {"ahead_bytes", r->ahead_bytes},
+                    {"minor_faults", r->minor_faults},
                     {"worker_share",
                      {{"store_read_chunk", r->source_read_chunk / occupancy},
                       {"complete", r->device_complete / occupancy},
@@ -175,12 +176,13 @@ int Run(const RunArgs& a) {
                     {"engine_stages", StagesJson(*r, occupancy)}};
           std::printf(
               "rep %d  %d thr  %-4s  %7u B READs: engine %7.1f MB/s  limit %7.1f MB/s  "
-              "ratio %.2f  READ p50 %.0f us p99 %.0f us (%llu READs)\n",
+              "ratio %.2f  READ p50 %.0f us p99 %.0f us (%llu READs, %llu minor faults)\n",
               rep, threads, PatternName(pattern), eo.read_bytes, j["engine_mb_s"].get<double>(),
               j["limit_mb_s"].get<double>(), j["ratio"].get<double>(),
               j["engine_read_latency"]["p50_us"].get<double>(),
               j["engine_read_latency"]["p99_us"].get<double>(),
-              static_cast<unsigned long long>(r->reads_sent));
+              static_cast<unsigned long long>(r->reads_sent),
+              static_cast<unsigned long long>(r->minor_faults));
           std::printf("       engine stages (%% of %d thr x wall):", threads);
           for (int i = 0; i < kStageCount; ++i) {
             std::printf(" %s %.1f%%", std::string(StageName(static_cast<Stage>(i))).c_str(),

@@ -1,5 +1,7 @@
 #include "bench/read_bench_engine.h"
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <filesystem>
 #include <mutex>
@@ -116,6 +118,12 @@ class BenchStats final : public EngineStats {
   std::vector<double> read_seconds;
 };
 
+std::uint64_t MinorFaults() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<std::uint64_t>(ru.ru_minflt);
+}
+
 struct Readers {
   std::vector<std::vector<double>> latencies;
   std::string error;
@@ -177,10 +185,12 @@ Result<EngineRun> RunEngine(ChunkStore* store, const EngineRunOptions& o) {
 
   const std::uint64_t size = o.max_bytes ? std::min(o.max_bytes, mount.size) : mount.size;
   auto plan = MakePlan(size, o.read_bytes, o.reader_threads, o.pattern);
+  const std::uint64_t faults_before = MinorFaults();
   const Clock::time_point t0 = Clock::now();
   Readers readers = ReadAll(sim.get(), mount, plan, o.read_bytes);
   EngineRun run;
   run.seconds = SecondsSince(t0);
+  run.minor_faults = MinorFaults() - faults_before;
   run.bytes = size;
 
   Status unmount = sim->Unmount(mount);

@@ -52,6 +52,9 @@ struct EngineRun {
   std::array<std::uint64_t, kStageCount> stage_ops{};
   std::uint64_t reads_sent = 0, chunks_loaded = 0, cache_hits = 0;
   std::uint64_t bytes_written = 0, ahead_bytes = 0;
+  // Minor page faults of the whole process while the readers ran (getrusage): mostly the
+  // engine touching fresh memory for decompressed chunks.
+  std::uint64_t minor_faults = 0;
 };
 
 Result<EngineRun> RunEngine(ChunkStore* store, const EngineRunOptions& options);

@@ -25,6 +25,15 @@
 // READ race the window (1 MiB: 426 READs instead of 57 for 64 MiB), while the added latency
 // of one READ is only the decompression and write of the window. Chunks already in the
 // cache file or being written by another READ are skipped.
+// Measured again with read_bench (real store, 280 MiB image, simulator, worker threads =
+// reader threads, medians of 3 paired runs, ratio to the limit loop): answering first and
+// writing the window afterwards in a separate low-priority arena made one sequential
+// reader slower (128 KiB READs 0.55 -> 0.49, 1 MiB 0.75 -> 0.49) and 2-4 threads worse
+// (e.g. 4 threads seq 128 KiB 0.75 -> 0.64, rand 0.73 -> 0.55): the reader catches up with
+// the window and sends one READ per chunk (251 -> 1554-3232 READs per run), each a full
+// round trip, which costs more than the overlap saves. Writing the window on the same
+// worker right after the answer: 1 thread 0.58 -> 0.60 (128 KiB) and 0.97 -> 0.89 (1 MiB),
+// 2-4 threads 0.88-1.18 -> 0.60-0.89. Both were reverted.
 //
 // Thread-safety: Start/Stop/destructor from one controlling thread; Restore,
 // set_write_ahead_bytes and the accessors from any thread.

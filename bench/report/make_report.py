@@ -46,6 +46,8 @@ def summarize(read):
             "reader_p50_us": med([r["reader_latency"]["p50_us"] for r in rs]),
             "reader_p99_us": med([r["reader_latency"]["p99_us"] for r in rs]),
             "reads": med([r["reads_sent"] for r in rs]),
+            "faults": (med([r["minor_faults"] for r in rs])
+                       if all("minor_faults" in r for r in rs) else None),
             "share": {s: med([r["worker_share"][s] for r in rs])
                       for s in ("store_read_chunk", "complete", "receive")},
             # The engine's own per-stage timing (absent in JSON from before it existed).
@@ -202,16 +204,21 @@ def read_section(read, summary, suffix, md):
               "worker threads waiting for READs (the reader's own time and the simulator round "
               "trip), scheduling, chunk-cache and SEEK_HOLE checks; it is negative when "
               "write-ahead runs on a thread beyond the N workers. `receive` is the dispatcher "
-              "thread reading messages (not a worker).\n")
+              "thread reading messages (not a worker). `faults` = minor page faults of the "
+              "process during the run (median over reps, thousands): a run that fills its "
+              "fresh 256 MiB decompressed-chunk cache with memory the process has not touched "
+              "before (~67k faults; the first engine run of a repetition) pays for them inside "
+              "`decompress`.\n")
     md.append("| threads | pattern | READ size | " + " | ".join(STAGES) +
-              " | other | receive |")
-    md.append("|---:|---|---|" + "---:|" * (len(STAGES) + 2))
+              " | other | receive | faults |")
+    md.append("|---:|---|---|" + "---:|" * (len(STAGES) + 3))
     for k, v in stage_rows:
         st = v["stages"]
         other = 1 - sum(st.values())
         cells = " | ".join(f"{100 * st[s]:.1f}%" for s in STAGES)
+        faults = "-" if v["faults"] is None else f"{v['faults'] / 1000:.1f}k"
         md.append(f"| {k[0]} | {k[1]} | {kib(k[2])} | {cells} | {100 * other:.1f}% | "
-                  f"{100 * v['share']['receive']:.2f}% |")
+                  f"{100 * v['share']['receive']:.2f}% | {faults} |")
     md.append("")
 
 
