@@ -33,6 +33,12 @@ namespace lazyblob {
 // errors come back through Status::FromErrno.
 Status WriteBlocks(int anon_fd, std::uint64_t offset, std::span<const std::byte> aligned_data);
 
+// The same for a run of pieces that lie back to back from `offset` (e.g. consecutive chunks,
+// each in its own aligned buffer), written with pwritev: one write instead of one per piece.
+// Every piece must meet the rules above; at most 1024 (IOV_MAX) pieces.
+Status WriteBlocks(int anon_fd, std::uint64_t offset,
+                   std::span<const std::span<const std::byte>> aligned_pieces);
+
 }  // namespace lazyblob
 
 #endif  // LAZYBLOB_CORE_ANON_FD_WRITER_H_

@@ -12,6 +12,7 @@
 #ifndef LAZYBLOB_CORE_CACHE_OBJECT_H_
 #define LAZYBLOB_CORE_CACHE_OBJECT_H_
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -68,6 +69,26 @@ class CacheObject {
     cv_.notify_all();
   }
 
+  // Sizes the write-ahead window of a READ whose first chunk is `first`, the way the
+  // kernel's readahead ramps up: a READ that starts inside or right at the end of the
+  // previous window (a sequential reader caught up with it) gets twice that window, up to
+  // `max_bytes`; any other READ gets `base_bytes`. Records the new window, which starts at
+  // `window_begin` (the chunk after the READ's own), and returns its end (a chunk index).
+  // Concurrent READs of one object only disturb the guess, never correctness.
+  std::size_t NextWindow(std::size_t first, std::size_t window_begin, std::uint64_t base_bytes,
+                         std::uint64_t max_bytes) {
+    std::lock_guard lock(mu_);
+    const bool sequential = window_bytes_ > 0 && first >= window_begin_ && first <= window_end_;
+    window_bytes_ = sequential ? std::min(window_bytes_ * 2, max_bytes) : base_bytes;
+    window_begin_ = window_begin;
+    window_end_ = window_begin;
+    std::uint64_t bytes = 0;
+    while (window_end_ < map_->extents.size() && bytes < window_bytes_) {
+      bytes += map_->extents[window_end_++].length;
+    }
+    return window_end_;
+  }
+
   void MarkClosed() { closed_.store(true, std::memory_order_relaxed); }
   bool closed() const { return closed_.load(std::memory_order_relaxed); }
 
@@ -89,6 +110,9 @@ class CacheObject {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::uint8_t> state_;  // guarded by mu_
+  // The last write-ahead window: chunks [window_begin_, window_end_), its size target.
+  std::size_t window_begin_ = 0, window_end_ = 0;  // guarded by mu_
+  std::uint64_t window_bytes_ = 0;                 // guarded by mu_
 };
 
 }  // namespace lazyblob

@@ -8,8 +8,10 @@
 #include <cerrno>
 #include <deque>
 #include <exception>
+#include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/aligned_buffer.h"
 #include "core/anon_fd_writer.h"
@@ -348,12 +350,13 @@ void RequestEngine::HandleRead(const ReadMessage& message, Clock::time_point rec
   const BlobMap& map = object->map();
   const std::uint64_t req_end = message.offset + std::min(message.length, map.size);
   const auto [first, last] = map.Covering(message.offset, message.length);
-  bool ok = true;
-  for (std::size_t i = first; i < last; ++i) {
-    ok &= EnsureChunk(*object, i, /*wait=*/true, /*use_cache=*/true, message.offset, req_end);
-  }
-  // The window goes out before the completion, so the reader's next READs find it.
-  if (ok && !stopping_.load()) WriteAhead(object, last);
+  // The window goes out before the completion, so the reader's next READs find it; the
+  // READ's chunks and the window are written together, spread over idle workers.
+  const std::uint64_t base = write_ahead_bytes_.load();
+  const std::size_t window_end = stopping_.load() || base == 0
+                                     ? last
+                                     : object->NextWindow(first, last, base, base * kWindowGrowth);
+  const bool ok = ServeChunks(object, first, last, window_end, message.offset, req_end);
   const Clock::time_point complete_start = Clock::now();
   Status st = pending.Complete();
   stats_->StageTime(Stage::kComplete, SecondsSince(complete_start));
@@ -367,16 +370,143 @@ void RequestEngine::HandleRead(const ReadMessage& message, Clock::time_point rec
   demand_in_flight_.fetch_sub(1);
 }
 
-void RequestEngine::WriteAhead(const std::shared_ptr<CacheObject>& object, std::size_t next_chunk) {
-  const BlobMap& map = object->map();
-  const std::uint64_t budget = write_ahead_bytes_.load();
-  std::uint64_t done = 0;
-  for (std::size_t i = next_chunk; i < map.extents.size() && done < budget; ++i) {
-    if (object->closed()) return;
-    // A chunk another READ is writing is left to it; a failing one ends the window.
-    if (!EnsureChunk(*object, i, /*wait=*/false, /*use_cache=*/true, 0, 0)) return;
-    done += map.extents[i].length;
+// One READ's chunks plus its window, cut into groups of about kGroupBytes that threads
+// take in order from `next`; `done` counts finished groups (guarded by mu).
+struct RequestEngine::GroupJob {
+  std::shared_ptr<CacheObject> object;
+  std::vector<std::pair<std::size_t, std::size_t>> groups;
+  std::size_t demand_end = 0;
+  std::uint64_t req_begin = 0, req_end = 0;
+  std::atomic<std::size_t> next{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t done = 0;  // guarded by mu
+  bool ok = true;        // guarded by mu
+};
+
+bool RequestEngine::ServeChunks(const std::shared_ptr<CacheObject>& object, std::size_t first,
+                                std::size_t demand_end, std::size_t end, std::uint64_t req_begin,
+                                std::uint64_t req_end) {
+  auto job = std::make_shared<GroupJob>();
+  job->object = object;
+  job->demand_end = demand_end;
+  job->req_begin = req_begin;
+  job->req_end = req_end;
+  const std::vector<ChunkExtent>& extents = object->map().extents;
+  std::uint64_t bytes = 0;
+  std::size_t group_begin = first;
+  for (std::size_t i = first; i < end; ++i) {
+    bytes += extents[i].length;
+    if (bytes >= kGroupBytes || i + 1 == end) {
+      job->groups.emplace_back(group_begin, i + 1);
+      group_begin = i + 1;
+      bytes = 0;
+    }
   }
+  if (job->groups.empty()) return true;
+  // Helpers take groups this thread has not reached yet. One that runs after every group
+  // was taken finds none and ends, so this thread never waits for a queued task: it only
+  // waits for groups other threads are writing.
+  const std::size_t helpers =
+      std::min(job->groups.size() - 1,
+               static_cast<std::size_t>(std::max(0, options_.ResolvedWorkerThreads() - 1)));
+  for (std::size_t h = 0; h < helpers; ++h) Submit(arena_, [this, job] { RunGroups(*job); });
+  RunGroups(*job);
+  std::unique_lock lock(job->mu);
+  job->cv.wait(lock, [&] { return job->done == job->groups.size(); });
+  return job->ok;
+}
+
+void RequestEngine::RunGroups(GroupJob& job) {
+  for (;;) {
+    const std::size_t g = job.next.fetch_add(1);
+    if (g >= job.groups.size()) return;
+    const auto [begin, end] = job.groups[g];
+    const bool ok = WriteGroup(*job.object, begin, end, job.demand_end, job.req_begin, job.req_end);
+    {
+      std::lock_guard lock(job.mu);
+      job.ok &= ok;
+      ++job.done;
+    }
+    job.cv.notify_all();
+  }
+}
+
+bool RequestEngine::WriteGroup(CacheObject& object, std::size_t begin, std::size_t end,
+                               std::size_t demand_end, std::uint64_t req_begin,
+                               std::uint64_t req_end) {
+  const BlobMap& map = object.map();
+  const int fd = object.fd()->get();
+  bool ok = true;
+  std::vector<std::pair<std::size_t, ChunkCache::Buffer>> run;  // claimed, loaded, unwritten
+  std::vector<std::span<const std::byte>> pieces;
+  auto flush = [&] {
+    if (run.empty()) return;
+    pieces.clear();
+    for (const auto& [i, buffer] : run)
+      pieces.emplace_back(buffer->data(), AlignUp(map.extents[i].length));
+    const Clock::time_point write_start = Clock::now();
+    // Whole blocks: the blob's unaligned tail goes out as one zero-padded block.
+    Status st = WriteBlocks(fd, map.extents[run.front().first].blob_offset, pieces);
+    stats_->StageTime(Stage::kWrite, SecondsSince(write_start));
+    for (const auto& [i, buffer] : run) {
+      object.Finish(i, st.ok());
+      if (!st.ok()) {
+        ok &= i >= demand_end;
+        continue;
+      }
+      const std::uint64_t at = map.extents[i].blob_offset;
+      const std::uint64_t bytes = AlignUp(map.extents[i].length);
+      stats_->BytesWritten(bytes, bytes - Overlap(at, at + bytes, req_begin, req_end));
+    }
+    if (!st.ok()) Log(LogLevel::kError, "blob '" + map.id + "': " + st.ToString());
+    run.clear();
+  };
+  std::uint64_t run_bytes = 0;
+  for (std::size_t i = begin; i < end; ++i) {
+    const bool demand = i < demand_end;
+    // A closing object or a stopping engine writes no more window.
+    if (!demand && (object.closed() || stopping_.load())) break;
+    CacheObject::Claim claim = object.TryClaim(i);
+    if (claim == CacheObject::Claim::kBusy && demand) {
+      flush();  // never wait while holding claims
+      run_bytes = 0;
+      claim = object.ClaimOrWait(i);
+    }
+    // Present, or (window) another thread's: it breaks the run.
+    if (claim != CacheObject::Claim::kMine) {
+      flush();
+      run_bytes = 0;
+      continue;
+    }
+    const ChunkExtent& extent = map.extents[i];
+    if (RangePresent(fd, extent.blob_offset, extent.length)) {
+      object.Finish(i, true);
+      flush();
+      run_bytes = 0;
+      continue;
+    }
+    Result<ChunkCache::Buffer> buffer = LoadChunk(map, i, /*use_cache=*/true);
+    if (!buffer.ok()) {
+      object.Finish(i, false);
+      ok &= !demand;
+      Log(LogLevel::kError, "blob '" + map.id + "': chunk " + extent.key.ToHex() + " at offset " +
+                                std::to_string(extent.blob_offset) + " (" +
+                                std::to_string(extent.length) +
+                                " bytes) not served: " + buffer.status().ToString());
+      flush();
+      run_bytes = 0;
+      continue;
+    }
+    if (run_bytes + AlignUp(extent.length) > kGroupBytes) {
+      flush();
+      run_bytes = 0;
+    }
+    run.emplace_back(i, std::move(*buffer));
+    run_bytes += AlignUp(extent.length);
+  }
+  flush();
+  return ok;
 }
 
 void RequestEngine::Prefetch(const std::shared_ptr<CacheObject>& object) {

@@ -168,12 +168,60 @@ TEST_F(RequestEngineTest, WriteAheadWritesFollowingChunksAndNeverTwice) {
   const std::uint64_t written_before = stats_.written.load();
   StartEngine(o);
   ASSERT_GT(Open(3, "a"), 0);
-  Read(3, 0, 4096);
-  Read(3, k64K, 4096);
-  Read(3, 2 * k64K, 4096);
+  Read(3, 0, 4096);         // chunk 0, window 1..2
+  Read(3, k64K, 4096);      // inside the window: sequential, the window doubles: 2..5
+  Read(3, 2 * k64K, 4096);  // and again (4 chunks, capped by the blob's end): 3..7
   engine_->Stop();
-  EXPECT_EQ(stats_.written.load() - written_before, 5 * k64K);  // chunks 0..4, once each
+  EXPECT_EQ(stats_.written.load() - written_before, 8 * k64K);  // chunks 0..7, once each
   for (int i = 0; i < 8; ++i) EXPECT_LE(source_.reads(keys[i]), 3) << i;
+}
+
+// A window of many groups is spread over the workers: every chunk of it is written once,
+// in runs of consecutive chunks (at most 1 MiB each), and the bytes are right.
+TEST_F(RequestEngineTest, WideWindowIsWrittenOnceInCoalescedRunsByManyWorkers) {
+  const auto keys = MakeBlob("a", 40, 50, 777);
+  EngineOptions o;
+  o.write_ahead_bytes = 32 * k64K;  // 2 MiB: two groups or more
+  o.chunk_cache_bytes = 0;
+  o.worker_threads = 4;
+  StartEngine(o);
+  ASSERT_GT(Open(1, "a"), 0);
+  Read(1, 0, 4096);  // chunk 0 plus a 32-chunk window
+  ExpectServed(1, "a", 0, 33 * k64K);
+  EXPECT_FALSE(files_.Present(FileName(1), 33 * k64K, 4096));
+  for (int i = 0; i < 33; ++i) EXPECT_EQ(source_.reads(keys[i]), 1) << i;
+  Read(1, 33 * k64K, 8 * k64K);  // the rest, tail included
+  engine_->Stop();
+  ExpectServed(1, "a", 0, 40 * k64K + 777);
+  EXPECT_EQ(stats_.written.load(), 40 * k64K + 4096);  // each chunk once, tail padded
+  const std::uint64_t writes = stats_.stage_ops[static_cast<int>(Stage::kWrite)].load();
+  EXPECT_GE(writes, 2u);   // the window is more than one group
+  EXPECT_LE(writes, 10u);  // runs of consecutive chunks, not one write per chunk
+}
+
+// The window ramps up for a sequential reader and starts again small after a jump.
+TEST_F(RequestEngineTest, WriteAheadWindowGrowsForSequentialReadsAndResetsOnAJump) {
+  MakeBlob("a", 64, 60);
+  EngineOptions o;
+  o.write_ahead_bytes = k64K;
+  o.chunk_cache_bytes = 0;
+  StartEngine(o);
+  ASSERT_GT(Open(1, "a"), 0);
+  Read(1, 0, 4096);  // chunk 0 + window of 1: chunks 0..1
+  EXPECT_TRUE(files_.Present(FileName(1), 0, 2 * k64K));
+  EXPECT_FALSE(files_.Present(FileName(1), 2 * k64K, 4096));
+  Read(1, 2 * k64K, 4096);  // at the window's end: chunk 2 + window of 2: up to chunk 4
+  EXPECT_TRUE(files_.Present(FileName(1), 0, 5 * k64K));
+  EXPECT_FALSE(files_.Present(FileName(1), 5 * k64K, 4096));
+  Read(1, 5 * k64K, 4096);  // chunk 5 + window of 4: up to chunk 9
+  EXPECT_TRUE(files_.Present(FileName(1), 0, 10 * k64K));
+  EXPECT_FALSE(files_.Present(FileName(1), 10 * k64K, 4096));
+  Read(1, 40 * k64K, 4096);  // a jump: chunk 40 + window of 1 again
+  EXPECT_TRUE(files_.Present(FileName(1), 40 * k64K, 2 * k64K));
+  EXPECT_FALSE(files_.Present(FileName(1), 42 * k64K, 4096));
+  engine_->Stop();
+  ExpectServed(1, "a", 0, 10 * k64K);
+  ExpectServed(1, "a", 40 * k64K, 2 * k64K);
 }
 
 TEST_F(RequestEngineTest, DataAlreadyInTheCacheFileIsNotWrittenAgain) {
@@ -309,8 +357,9 @@ TEST_F(RequestEngineTest, EveryStageOfServingAReadIsTimed) {
   EXPECT_NEAR(seconds(Stage::kDecompress), 9e-6, 1e-12);
   EXPECT_NEAR(seconds(Stage::kVerify), 12e-6, 1e-12);
   EXPECT_NEAR(stats_.decompress_seconds.load(), 9e-6, 1e-12);  // the decompress part only
-  // The engine times the writes and completions itself.
-  EXPECT_EQ(ops(Stage::kWrite), 3);
+  // The engine times the writes and completions itself; the three consecutive chunks go
+  // out in one pwritev.
+  EXPECT_EQ(ops(Stage::kWrite), 1);
   EXPECT_GT(seconds(Stage::kWrite), 0);
   EXPECT_EQ(ops(Stage::kComplete), 2);
   EXPECT_GT(seconds(Stage::kComplete), 0);
