@@ -294,8 +294,14 @@ def main():
         read_section(read, summary, a.suffix, md)
     else:
         md.append("## 1. READ throughput\n\nNo results (read_bench failed).\n")
-    md.append("## 2. Real kernel (VM)\n\nNot measured yet: needs tests/e2e/scenarios/90-bench.sh "
-              "(lazyblobd vs a loop-mounted image in the same boot).\n")
+    # Section 2 is written by bench/vm/report.py (vm-read.md next to this report).
+    vm_md = os.path.join(a.out_dir, f"vm-read{a.suffix}.md")
+    if os.path.exists(vm_md):
+        with open(vm_md) as f:
+            md.append(f.read().rstrip() + "\n")
+    else:
+        md.append("## 2. Real kernel (VM)\n\nNo results: run bench/vm/run.sh (bench/run.sh does, "
+                  "unless SKIP_VM=1).\n")
     import_section(imp, md)
     if scale:
         plot_scale(scale, os.path.join(a.out_dir, f"read{a.suffix}-scale.png"))
