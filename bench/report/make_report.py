@@ -199,16 +199,15 @@ def read_section(read, summary, suffix, md):
               "`lazyblob_stage_seconds_total`): `lookup`, `read`, `decompress` and `verify` are "
               "the store's split of ChunkSource::ReadChunk for the chunks it loaded "
               "(decompressed-chunk cache hits cost none of them), `write` is the anon-fd "
-              "O_DIRECT pwrite (WriteBlocks) of every chunk written, for the READ itself or its "
-              "write-ahead, `complete` is CacheDevice::CompleteRead. `other` is the rest: "
+              "O_DIRECT pwritev (WriteBlocks) of each run of consecutive chunks written, for the "
+              "READ itself or its write-ahead, `complete` is CacheDevice::CompleteRead. `other` is the rest: "
               "worker threads waiting for READs (the reader's own time and the simulator round "
-              "trip), scheduling, chunk-cache and SEEK_HOLE checks; it is negative when "
-              "write-ahead runs on a thread beyond the N workers. `receive` is the dispatcher "
+              "trip), scheduling, chunk-cache and SEEK_HOLE checks. `receive` is the dispatcher "
               "thread reading messages (not a worker). `faults` = minor page faults of the "
               "process during the run (median over reps, thousands): a run that fills its "
               "fresh 256 MiB decompressed-chunk cache with memory the process has not touched "
-              "before (~67k faults; the first engine run of a repetition) pays for them inside "
-              "`decompress`.\n")
+              "before (~67k faults) pays for them inside `decompress`; read_bench runs one "
+              "discarded engine warm-up first, as a long-running daemon pays this once.\n")
     md.append("| threads | pattern | READ size | " + " | ".join(STAGES) +
               " | other | receive | faults |")
     md.append("|---:|---|---|" + "---:|" * (len(STAGES) + 3))

@@ -109,7 +109,8 @@ def main():
         "",
         "- **lazyblob**: `mount -t erofs none -o fsid=...` served by a fresh `lazyblobd` "
         + (f"(flags `{args.daemon_args}`) " if args.daemon_args else
-           "(default flags: 8 workers, 1 MiB write-ahead) ") +
+           "(default flags: 8 workers, 1 MiB write-ahead doubling up to 8 MiB for a sequential "
+           "reader) ") +
         "from a store in RAM" + (f" imported with `{args.import_args}`" if args.import_args
                                  else " (default import: CDC, 64 KiB average chunks, zstd 3)") +
         "; fresh cache dir "
