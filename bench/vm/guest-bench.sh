@@ -10,6 +10,9 @@
 #   lazyblob: a fresh lazyblobd (default flags) and a fresh cache dir on the ext4 disk,
 #             mount -o fsid=...; cold = first read (every byte comes through the daemon),
 #             warm = the same read after drop_caches (served from the cache file).
+#   probe:    the same image served raw (no store, no decompression, no verification) by
+#             tests/e2e's minimal single-threaded C daemon (pread + O_DIRECT pwrite per
+#             READ, no write-ahead): the floor of the on-demand path itself.
 #   loop:     the same image, from RAM, on a loop device; cold = first read after
 #             drop_caches, warm = the same again after drop_caches.
 # The order of the modes alternates between repetitions. Every figure is a fact
@@ -77,6 +80,23 @@ bench_lazyblob() { # WORKLOAD REP
   log "$1 rep $2 lazyblob: cold ${_cold} ms, warm ${_warm} ms"
 }
 
+bench_probe() { # WORKLOAD REP
+  CACHE=/cache/bench-probe-$1-$2
+  rm -rf "$CACHE" && mkdir -p "$CACHE"
+  start_probe --blob "lbbench-$1=$BENCH/$1.erofs"
+  mount_fsid "lbbench-$1" "$MNT" || fail "probe mount: $(cat "$SC_DIR/mount.err")"
+  drop_caches
+  _cold=$(read_ms "$1" "$MNT") || exit 1
+  drop_caches
+  _warm=$(read_ms "$1" "$MNT") || exit 1
+  fact "m.$1.probe.cold.$2" "$_cold"
+  fact "m.$1.probe.warm.$2" "$_warm"
+  umount "$MNT" || fail "umount probe"
+  stop_probe
+  rm -rf "$CACHE" "$SC_DIR/probe.log"
+  log "$1 rep $2 probe: cold ${_cold} ms, warm ${_warm} ms"
+}
+
 bench_loop() { # WORKLOAD REP
   _dev=$(losetup -f) || fail "no free loop device"
   losetup -r "$_dev" "$BENCH/$1.erofs" || fail "losetup $BENCH/$1.erofs"
@@ -108,9 +128,11 @@ sc_bench_cold_read() {
     for _w in $WORKLOADS; do
       if [ $((_r % 2)) = 1 ]; then
         bench_lazyblob $_w $_r
+        bench_probe $_w $_r
         bench_loop $_w $_r
       else
         bench_loop $_w $_r
+        bench_probe $_w $_r
         bench_lazyblob $_w $_r
       fi
     done

@@ -69,11 +69,15 @@ def main():
         for phase in ("cold", "warm"):
             lb = ms.get((w, "lazyblob", phase), {})
             lp = ms.get((w, "loop", phase), {})
+            pr = ms.get((w, "probe", phase), {})
             paired = [lb[r] / lp[r] for r in sorted(lb) if r in lp and lp[r] > 0]
+            paired_probe = [pr[r] / lp[r] for r in sorted(pr) if r in lp and lp[r] > 0]
             entry = {
                 "lazyblob_ms": [lb[r] for r in sorted(lb)],
+                "probe_ms": [pr[r] for r in sorted(pr)],
                 "loop_ms": [lp[r] for r in sorted(lp)],
                 "ratio_per_rep": [round(x, 3) for x in paired],
+                "probe_ratio_per_rep": [round(x, 3) for x in paired_probe],
             }
             if lb and lp and paired:
                 entry["lazyblob_ms_median"] = statistics.median(lb.values())
@@ -82,6 +86,9 @@ def main():
                 if nbytes:
                     entry["lazyblob_mb_s"] = round(nbytes / 1e3 / entry["lazyblob_ms_median"], 1)
                     entry["loop_mb_s"] = round(nbytes / 1e3 / entry["loop_ms_median"], 1)
+            if pr and paired_probe:
+                entry["probe_ms_median"] = statistics.median(pr.values())
+                entry["probe_ratio_median"] = round(statistics.median(paired_probe), 3)
             wres["phases"][phase] = entry
         results["workloads"][w] = wres
     results["read_ahead_kb"] = {m: facts.get(f"read_ahead_kb.{m}", "?") for m in ("lazyblob", "loop")}
@@ -116,20 +123,25 @@ def main():
         "; fresh cache dir "
         "on the VM's ext4 disk. *Cold* = first read: every byte is fetched by the daemon. "
         "*Warm* = the same read after `drop_caches`: served from the cache file, no daemon.",
+        "- **probe**: the same image served raw by tests/e2e's minimal single-threaded C "
+        "daemon (`ondemand_probe`: pread from the image + O_DIRECT pwrite per READ, no store, "
+        "no decompression, no verification, no write-ahead), when measured: the cost of the "
+        "on-demand path itself.",
         "- **loop**: the same EROFS image in RAM (initramfs tmpfs) on a loop device. *Cold* "
         "and *warm* are both after `drop_caches` (the image itself stays in RAM).",
         f"- Default readahead: {results['read_ahead_kb']['lazyblob']} KiB on the fscache "
         f"mount, {results['read_ahead_kb']['loop']} KiB on the loop device.",
         "",
-        "| workload | phase | lazyblob | loop | **ratio** lazyblob/loop (per rep) | target |",
-        "|---|---|---:|---:|---|---|",
+        "| workload | phase | lazyblob | loop | **ratio** lazyblob/loop (per rep) | target "
+        "| probe | probe/loop |",
+        "|---|---|---:|---:|---|---|---:|---:|",
     ]
     for w in workloads:
         wres = results["workloads"][w]
         for phase in ("cold", "warm"):
             e = wres["phases"][phase]
             if "ratio_median" not in e:
-                md.append(f"| {w} | {phase} | - | - | missing | |")
+                md.append(f"| {w} | {phase} | - | - | missing | | | |")
                 continue
             speed = lambda k: f" ({e[k]} MB/s)" if k in e else ""
             target = f"<= {TARGET_COLD}: {'met' if e['ratio_median'] <= TARGET_COLD else 'NOT met'}" \
@@ -139,7 +151,9 @@ def main():
                 f"{e['lazyblob_ms_median'] / 1000:.2f} s{speed('lazyblob_mb_s')} | "
                 f"{e['loop_ms_median'] / 1000:.2f} s{speed('loop_mb_s')} | "
                 f"**{e['ratio_median']:.2f}** ({', '.join(str(x) for x in e['ratio_per_rep'])}) | "
-                f"{target} |")
+                f"{target} | "
+                + (f"{e['probe_ms_median'] / 1000:.2f} s | {e['probe_ratio_median']:.2f} |"
+                   if "probe_ratio_median" in e else "- | - |"))
     md += ["", "READs the daemon served per cold read: " + ", ".join(
         f"{w} {results['workloads'][w]['reads_per_rep']}" for w in workloads) + ".", ""]
     if any(results["workloads"][w]["stage_ms_median"] for w in workloads):
