@@ -133,7 +133,8 @@ CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND (Linux >= 5.19).)");
   app.add_option("--threads", c.worker_threads,
                  "Request worker threads (0 = 4 per hardware thread, at least 8)");
   app.add_option("--write-ahead", write_ahead,
-                 "Bytes of following chunks written with each READ (K/M/G)");
+                 "Bytes of following chunks written with each READ (K/M/G); doubles for "
+                 "each sequential READ, up to 8x; 0 = off");
   app.add_option("--chunk-cache", chunk_cache, "Decompressed chunk cache size (K/M/G)");
   app.add_flag("--prefetch", c.prefetch_on_open, "Prefetch each blob in the background at OPEN");
   app.add_option("--metrics-listen", c.metrics_listen,
