@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "core/aligned_buffer.h"
+#include "store/blob_lease.h"
 #include "store/chunk_store_impl.h"
 #include "store/hashing.h"
 #include "store/store_lock.h"
@@ -146,6 +147,10 @@ Status ChunkStore::Impl::Remove(std::string_view blob_id) {
   for (const auto& [pack, end] : writer->TouchedEnds()) batch.PutPackEnd(pack, end);
   if (Status s = index->Commit(batch); !s.ok()) return fail(s);
   meta.next_seq = next.next_seq;  // only next_seq changes; readers use the rest
+  // The lease file goes with the blob, unlinked while this LOCK_EX still bars leases
+  // (BlobLease::Acquire retries when its lock lands on an unlinked file). Best effort:
+  // a leftover file is only a few bytes.
+  ::unlink(BlobLease::LockPath(options.path, blob_id).c_str());
   return Status::Ok();
 }
 

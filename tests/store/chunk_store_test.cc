@@ -2,12 +2,15 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <set>
 
 #include "core/aligned_buffer.h"
+#include "store/blob_lease.h"
 #include "store/hashing.h"
 #include "store_test_util.h"
 
@@ -281,9 +284,35 @@ TEST(ChunkStore, RemoveOfLeasedBlobIsRefused) {
     EXPECT_NE(s.message().find("being served by a running daemon"), std::string::npos);
     EXPECT_EQ((*reader)->LeaseBlob("missing").status().code(), StatusCode::kNotFound);
   }
+  const std::string lease_file = BlobLease::LockPath(dir, "served");
+  EXPECT_EQ(::access(lease_file.c_str(), F_OK), 0);
   ASSERT_OK(store->Remove("served"));
   EXPECT_EQ(store->GetBlob("served").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store->Remove("served").code(), StatusCode::kNotFound);
+  // The lease file went with the blob; a blob imported again under the id leases anew.
+  EXPECT_NE(::access(lease_file.c_str(), F_OK), 0);
+  ASSERT_OK(store->ImportBlob(tmp / "in", WithId("served")).status());
+  auto reader = ChunkStore::Open(testing::ReaderOptions(dir));
+  ASSERT_OK(reader.status());
+  ASSERT_OK_AND_ASSIGN(BlobLease again, (*reader)->LeaseBlob("served"));
+  EXPECT_EQ(store->Remove("served").code(), StatusCode::kBusy);
+}
+
+// After Remove unlinked a lease file, a new lease locks the file now at the path: the one
+// a later Remove would try to lock.
+TEST(BlobLease, AcquireAfterTheFileWasUnlinkedLocksTheNewFile) {
+  TempDir tmp;
+  const std::string dir = tmp / "store";
+  std::filesystem::create_directories(dir);
+  ASSERT_OK_AND_ASSIGN(BlobLease first, BlobLease::Acquire(dir, "b"));
+  const std::string path = BlobLease::LockPath(dir, "b");
+  ASSERT_EQ(::unlink(path.c_str()), 0);  // as Remove does
+  ASSERT_OK_AND_ASSIGN(BlobLease second, BlobLease::Acquire(dir, "b"));
+  EXPECT_EQ(::access(path.c_str(), F_OK), 0);
+  // The new file is the one a remover would lock: held, so LOCK_EX fails.
+  UniqueFd probe(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(probe.valid());
+  EXPECT_NE(::flock(probe.get(), LOCK_EX | LOCK_NB), 0);
 }
 
 TEST(ChunkStore, GcWhileServingIsBusy) {
