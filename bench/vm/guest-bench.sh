@@ -47,6 +47,32 @@ bytes_of() {
   esac
 }
 
+# cold_and_warm WORKLOAD REP MODE [AFTER_COLD]: the cold read of $MNT, AFTER_COLD (a
+# command run with WORKLOAD REP, e.g. a metrics scrape), then the warm read after
+# drop_caches; records both as facts.
+cold_and_warm() {
+  drop_caches
+  _cold=$(read_ms "$1" "$MNT") || exit 1
+  [ -z "$4" ] || "$4" "$1" "$2"
+  drop_caches
+  _warm=$(read_ms "$1" "$MNT") || exit 1
+  fact "m.$1.$3.cold.$2" "$_cold"
+  fact "m.$1.$3.warm.$2" "$_warm"
+  log "$1 rep $2 $3: cold ${_cold} ms, warm ${_warm} ms"
+}
+
+# daemon_facts WORKLOAD REP: what the daemon did for the cold read (port $_port).
+daemon_facts() {
+  scrape "$_port"
+  fact "reads.$1.$2" "$(metric 'lazyblob_requests_total{op="read",result="ok"}')"
+  fact "read_errors.$1.$2" "$(metric 'lazyblob_requests_total{op="read",result="error"}')"
+  # Worker time per stage (summed over the daemon's threads), in ms.
+  for _s in lookup read decompress verify write complete; do
+    fact "stage_ms.$1.$_s.$2" "$(awk -v p="lazyblob_stage_seconds_total{stage=\"$_s\"}" \
+      'index($0, p) == 1 {s += $NF} END {printf "%.0f\n", s * 1000}' "$SC_DIR/metrics.txt")"
+  done
+}
+
 bench_lazyblob() { # WORKLOAD REP
   CACHE=/cache/bench-$1-$2
   rm -rf "$CACHE" && mkdir -p "$CACHE"
@@ -58,26 +84,12 @@ bench_lazyblob() { # WORKLOAD REP
   DAEMON_PID=$!
   mount_retry "lbbench-$1" "$MNT"
   [ "$2" = 1 ] && fact "read_ahead_kb.lazyblob" "$(cat /sys/class/bdi/erofs-*/read_ahead_kb | head -1)"
-  drop_caches
-  _cold=$(read_ms "$1" "$MNT") || exit 1
-  scrape "$_port"
-  fact "reads.$1.$2" "$(metric 'lazyblob_requests_total{op="read",result="ok"}')"
-  fact "read_errors.$1.$2" "$(metric 'lazyblob_requests_total{op="read",result="error"}')"
-  # Worker time per stage (summed over the daemon's threads), in ms.
-  for _s in lookup read decompress verify write complete; do
-    fact "stage_ms.$1.$_s.$2" "$(awk -v p="lazyblob_stage_seconds_total{stage=\"$_s\"}" \
-      'index($0, p) == 1 {s += $NF} END {printf "%.0f\n", s * 1000}' "$SC_DIR/metrics.txt")"
-  done
-  drop_caches
-  _warm=$(read_ms "$1" "$MNT") || exit 1
+  cold_and_warm "$1" "$2" lazyblob daemon_facts
   [ "$2" = 1 ] && fact "bytes.$1" "$(bytes_of "$1" "$MNT")"
-  fact "m.$1.lazyblob.cold.$2" "$_cold"
-  fact "m.$1.lazyblob.warm.$2" "$_warm"
   umount "$MNT" || fail "umount"
   stop_daemon
   [ "$DAEMON_RC" = 0 ] || fail "lazyblobd exit status $DAEMON_RC"
   rm -rf "$CACHE"
-  log "$1 rep $2 lazyblob: cold ${_cold} ms, warm ${_warm} ms"
 }
 
 bench_probe() { # WORKLOAD REP
@@ -85,16 +97,10 @@ bench_probe() { # WORKLOAD REP
   rm -rf "$CACHE" && mkdir -p "$CACHE"
   start_probe --blob "lbbench-$1=$BENCH/$1.erofs"
   mount_fsid "lbbench-$1" "$MNT" || fail "probe mount: $(cat "$SC_DIR/mount.err")"
-  drop_caches
-  _cold=$(read_ms "$1" "$MNT") || exit 1
-  drop_caches
-  _warm=$(read_ms "$1" "$MNT") || exit 1
-  fact "m.$1.probe.cold.$2" "$_cold"
-  fact "m.$1.probe.warm.$2" "$_warm"
+  cold_and_warm "$1" "$2" probe
   umount "$MNT" || fail "umount probe"
   stop_probe
   rm -rf "$CACHE" "$SC_DIR/probe.log"
-  log "$1 rep $2 probe: cold ${_cold} ms, warm ${_warm} ms"
 }
 
 bench_loop() { # WORKLOAD REP
@@ -102,15 +108,9 @@ bench_loop() { # WORKLOAD REP
   losetup -r "$_dev" "$BENCH/$1.erofs" || fail "losetup $BENCH/$1.erofs"
   mount -t erofs -o ro "$_dev" "$MNT" 2>"$SC_DIR/mount.err" || fail "loop mount: $(cat "$SC_DIR/mount.err")"
   [ "$2" = 1 ] && fact "read_ahead_kb.loop" "$(cat "/sys/block/${_dev#/dev/}/queue/read_ahead_kb")"
-  drop_caches
-  _cold=$(read_ms "$1" "$MNT") || exit 1
-  drop_caches
-  _warm=$(read_ms "$1" "$MNT") || exit 1
-  fact "m.$1.loop.cold.$2" "$_cold"
-  fact "m.$1.loop.warm.$2" "$_warm"
+  cold_and_warm "$1" "$2" loop
   umount "$MNT" || fail "umount loop"
   losetup -d "$_dev"
-  log "$1 rep $2 loop: cold ${_cold} ms, warm ${_warm} ms"
 }
 
 sc_bench_cold_read() {
