@@ -422,7 +422,8 @@ void RequestEngine::RunGroups(GroupJob& job) {
     const std::size_t g = job.next.fetch_add(1);
     if (g >= job.groups.size()) return;
     const auto [begin, end] = job.groups[g];
-    const bool ok = WriteGroup(*job.object, begin, end, job.demand_end, job.req_begin, job.req_end);
+    const bool ok = WriteGroup(*job.object, begin, end, job.demand_end, /*use_cache=*/true,
+                               job.req_begin, job.req_end);
     {
       std::lock_guard lock(job.mu);
       job.ok &= ok;
@@ -433,7 +434,7 @@ void RequestEngine::RunGroups(GroupJob& job) {
 }
 
 bool RequestEngine::WriteGroup(CacheObject& object, std::size_t begin, std::size_t end,
-                               std::size_t demand_end, std::uint64_t req_begin,
+                               std::size_t demand_end, bool use_cache, std::uint64_t req_begin,
                                std::uint64_t req_end) {
   const BlobMap& map = object.map();
   const int fd = object.fd()->get();
@@ -486,7 +487,7 @@ bool RequestEngine::WriteGroup(CacheObject& object, std::size_t begin, std::size
       run_bytes = 0;
       continue;
     }
-    Result<ChunkCache::Buffer> buffer = LoadChunk(map, i, /*use_cache=*/true);
+    Result<ChunkCache::Buffer> buffer = LoadChunk(map, i, use_cache);
     if (!buffer.ok()) {
       object.Finish(i, false);
       ok &= !demand;
@@ -518,7 +519,7 @@ void RequestEngine::Prefetch(const std::shared_ptr<CacheObject>& object) {
     }
     if (object->closed() || stopping_.load()) return;
     // Prefetched chunks bypass the shared cache: a whole blob would evict the hot set.
-    EnsureChunk(*object, i, /*wait=*/false, /*use_cache=*/false, 0, 0);
+    WriteGroup(*object, i, i + 1, /*demand_end=*/0, /*use_cache=*/false, 0, 0);
   }
   Log(LogLevel::kDebug, "prefetched blob '" + map.id + "'");
 }
@@ -549,41 +550,6 @@ Result<ChunkCache::Buffer> RequestEngine::LoadChunk(const BlobMap& map, std::siz
     stats_->ChunkLookup(ChunkLookupResult::kCacheHit);
   }
   return std::move(lookup.buffer);
-}
-
-bool RequestEngine::EnsureChunk(CacheObject& object, std::size_t i, bool wait, bool use_cache,
-                                std::uint64_t req_begin, std::uint64_t req_end) {
-  const CacheObject::Claim claim = wait ? object.ClaimOrWait(i) : object.TryClaim(i);
-  if (claim != CacheObject::Claim::kMine) return true;
-  const BlobMap& map = object.map();
-  const ChunkExtent& extent = map.extents[i];
-  const int fd = object.fd()->get();
-  if (RangePresent(fd, extent.blob_offset, extent.length)) {
-    object.Finish(i, true);
-    return true;
-  }
-  Result<ChunkCache::Buffer> buffer = LoadChunk(map, i, use_cache);
-  if (!buffer.ok()) {
-    object.Finish(i, false);
-    Log(LogLevel::kError, "blob '" + map.id + "': chunk " + extent.key.ToHex() + " at offset " +
-                              std::to_string(extent.blob_offset) + " (" +
-                              std::to_string(extent.length) +
-                              " bytes) not served: " + buffer.status().ToString());
-    return false;
-  }
-  // Whole blocks: the blob's unaligned tail goes out as one zero-padded block.
-  const std::size_t bytes = AlignUp(extent.length);
-  const Clock::time_point write_start = Clock::now();
-  Status st = WriteBlocks(fd, extent.blob_offset, {(*buffer)->data(), bytes});
-  stats_->StageTime(Stage::kWrite, SecondsSince(write_start));
-  object.Finish(i, st.ok());
-  if (!st.ok()) {
-    Log(LogLevel::kError, "blob '" + map.id + "': " + st.ToString());
-    return false;
-  }
-  stats_->BytesWritten(
-      bytes, bytes - Overlap(extent.blob_offset, extent.blob_offset + bytes, req_begin, req_end));
-  return true;
 }
 
 }  // namespace lazyblob

@@ -168,16 +168,12 @@ class RequestEngine {
                    std::size_t demand_end, std::size_t end, std::uint64_t req_begin,
                    std::uint64_t req_end);
   void RunGroups(GroupJob& job);
-  // One group, on this thread: claims its chunks in order, loads them and writes each
-  // contiguous run of claimed chunks with one pwritev.
+  // One group, on this thread: claims its chunks in order, loads them (through the shared
+  // chunk cache when `use_cache`; prefetch bypasses it) and writes each contiguous run of
+  // claimed chunks with one pwritev. [req_begin, req_end) is the READ's range, for stats.
   bool WriteGroup(CacheObject& object, std::size_t begin, std::size_t end, std::size_t demand_end,
-                  std::uint64_t req_begin, std::uint64_t req_end);
+                  bool use_cache, std::uint64_t req_begin, std::uint64_t req_end);
 
-  // Makes chunk `i` of `object` present in its cache file. `wait`: wait for another writer
-  // of the chunk (demand) instead of leaving it to them (write-ahead). false when the chunk
-  // could not be read or written. [req_begin, req_end) is the READ's range, for stats.
-  bool EnsureChunk(CacheObject& object, std::size_t i, bool wait, bool use_cache,
-                   std::uint64_t req_begin, std::uint64_t req_end);
   Result<ChunkCache::Buffer> LoadChunk(const BlobMap& map, std::size_t i, bool use_cache);
   std::shared_ptr<CacheObject> FindObject(std::uint32_t object_id);
 
