@@ -64,7 +64,7 @@ LAZYBLOB_BIN="$BUILD/tools/lazyblob"
 CACHE="${LAZYBLOB_CACHE_DIR:-/var/cache/lazyblob}/bench-read"
 mkdir -p "$CACHE"
 if [[ $SMOKE == 1 ]]; then
-  NAME=smoke; SOURCES=(/usr/share/i18n)
+  NAME=smoke2; SOURCES=()  # a generated tree (bench/make_tree.py), the same on every machine
   OUT="$BUILD/bench-smoke"; SUFFIX="-smoke"
   RUN_ARGS=(--reps 1 --threads 1,2 --max-mib 8 --verify-image)
   SCALE_PREFIX_MIB=4; CHECKPOINTS=(1 3); SERVE_MAX_MIB=8
@@ -82,6 +82,9 @@ if [[ ! -s "$IMAGE" ]]; then
   rm -rf "$CACHE/tree-$NAME" && mkdir -p "$CACHE/tree-$NAME"
   for s in "${SOURCES[@]}"; do cp -al "$s" "$CACHE/tree-$NAME/" 2>/dev/null ||
     cp -a "$s" "$CACHE/tree-$NAME/"; done
+  if ((${#SOURCES[@]} == 0)); then
+    "$HERE/make_tree.py" --mib 24 "$CACHE/tree-$NAME/data" || { log "make_tree.py failed"; exit 1; }
+  fi
   mkfs.erofs --quiet -T0 --all-root "$IMAGE.tmp" "$CACHE/tree-$NAME" >&2 &&
     mv "$IMAGE.tmp" "$IMAGE" || { log "mkfs.erofs failed"; exit 1; }
   rm -rf "$CACHE/tree-$NAME"

@@ -9,12 +9,15 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev libsystemd-dev nlohmann-json3-dev libtomlplusplus-dev
 )
+# Everything the README's test command runs, benchmark smoke runs included (their reports
+# plot with matplotlib).
 TEST_PKGS=(
   erofs-utils e2fsprogs util-linux cpio busybox-static qemu-system-x86 prometheus curl
-  python3 xz-utils
+  python3 xz-utils python3-matplotlib
 )
 KERNEL_PKGS=(linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves)
-BENCH_PKGS=(casync borgbackup python3-matplotlib)
+# Only the full benchmarks (bench/run.sh without --smoke) compare against these.
+BENCH_PKGS=(casync borgbackup)
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${KERNEL_PKGS[@]}")
 [[ "${1:-}" == "--with-bench" ]] && want+=("${BENCH_PKGS[@]}")

@@ -3,10 +3,12 @@
 #include "transport/kernel_simulator.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -48,6 +50,47 @@ bool ParseKernelInt(std::string_view text, T* out) {
   return true;
 }
 
+// The cache dir must behave like the kernel's: cachefiles refuses tmpfs at bind
+// (EOPNOTSUPP), and the anon fds are O_DIRECT files whose filesystem refuses an unaligned
+// buffer with EINVAL. tmpfs (Linux >= 6.6) and some stacked filesystems accept O_DIRECT
+// but ignore its alignment rules, which would let the simulator pass writes the kernel
+// refuses. So the rule is probed here, not assumed, and such a directory is refused.
+Status CheckCacheDir(const std::string& dir) {
+  struct statfs fs;
+  if (::statfs(dir.c_str(), &fs) != 0) return Status::FromErrno(errno, "statfs " + dir);
+  if (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) {
+    return Status(StatusCode::kUnsupported,
+                  "cache dir " + dir +
+                      " is on tmpfs/ramfs, which cachefiles refuses at bind; use a directory "
+                      "on ext4 or xfs (e.g. under /var/tmp)",
+                  EOPNOTSUPP);
+  }
+  const std::string probe = dir + "/.o_direct_probe." + std::to_string(::getpid());
+  UniqueFd fd(::open(probe.c_str(), O_CREAT | O_WRONLY | O_DIRECT | O_CLOEXEC, 0600));
+  if (!fd) {
+    if (errno == EINVAL) {
+      return Status(
+          StatusCode::kUnsupported,
+          "cache dir " + dir + " does not support O_DIRECT; use a directory on ext4 or xfs",
+          EINVAL);
+    }
+    return Status::FromErrno(errno, "create " + probe);
+  }
+  ::unlink(probe.c_str());
+  AlignedBuffer block(2 * kBlockSize);
+  const ssize_t n = ::pwrite(fd.get(), block.data() + 8, kBlockSize, 0);
+  const int err = errno;
+  if (n >= 0 || err != EINVAL) {
+    return Status(
+        StatusCode::kUnsupported,
+        "cache dir " + dir + " does not enforce O_DIRECT buffer alignment (an unaligned write " +
+            (n >= 0 ? std::string("succeeded") : "failed with " + std::string(std::strerror(err))) +
+            "), as the kernel's cache files do; use a directory on ext4 or xfs",
+        EOPNOTSUPP);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status KernelSimulatorOptions::Validate() const {
@@ -64,21 +107,7 @@ Status KernelSimulatorOptions::Validate() const {
 Result<std::unique_ptr<KernelSimulator>> KernelSimulator::Open(
     const KernelSimulatorOptions& options) {
   LB_RETURN_IF_ERROR(options.Validate());
-  // Cache files are opened O_DIRECT for the daemon, as the kernel's are: check it works here.
-  std::string probe = options.cache_dir + "/.o_direct_probe." + std::to_string(::getpid());
-  int pfd = ::open(probe.c_str(), O_CREAT | O_WRONLY | O_DIRECT | O_CLOEXEC, 0600);
-  if (pfd < 0) {
-    Status s = Status::FromErrno(errno, "create " + probe);
-    if (errno == EINVAL) {
-      return Status(StatusCode::kUnsupported,
-                    "cache dir " + options.cache_dir +
-                        " does not support O_DIRECT; use a directory on ext4 or xfs",
-                    EINVAL);
-    }
-    return s;
-  }
-  ::close(pfd);
-  ::unlink(probe.c_str());
+  LB_RETURN_IF_ERROR(CheckCacheDir(options.cache_dir));
 
   auto state = std::make_unique<State>();
   state->opt = options;

@@ -30,7 +30,8 @@
 // daemon's write (see counters()/violations()); restore re-opens every object, where the
 // kernel re-opens only objects whose anon fd was closed (after a worker died, that is all
 // of them); the kernel's exact errnos on unaligned anon fd writes are enforced by the
-// writer's WriteBlocks (core/anon_fd_writer.h), not here.
+// writer's WriteBlocks (core/anon_fd_writer.h); the simulator only guarantees, by probing
+// the cache dir at Open(), that its anon fds refuse an unaligned buffer as the kernel's do.
 //
 // Thread-safety: every public method is thread-safe; Read() is meant to be called from many
 // threads at once. Two internal threads (device commands, message sending) run until the
@@ -52,7 +53,9 @@
 namespace lazyblob {
 
 struct KernelSimulatorOptions {
-  // Where cache files live; must support O_DIRECT (ext4, xfs; tmpfs only on Linux >= 6.6).
+  // Where cache files live: a filesystem whose O_DIRECT files refuse unaligned buffers with
+  // EINVAL, as the kernel's cache files do (ext4, xfs). Open() probes it and refuses tmpfs
+  // (cachefiles refuses it at bind) and any directory that ignores the alignment rule.
   std::string cache_dir;
   // Largest READ: a multiple of 4 KiB in [4 KiB, 1 MiB]. 128 KiB is the kernel's default
   // readahead; /sys/class/bdi/erofs-N/read_ahead_kb raises it on a real system.

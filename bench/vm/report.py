@@ -105,7 +105,7 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     desc = {"file": f"cat of one {args.file_mib} MiB file (the host's shared libraries)",
             "tree": "tar of a whole real tree (59 Debian packages)" if args.file_mib >= 256
-            else "tar of a whole small tree (/usr/share/i18n)"}
+            else "tar of a whole small generated tree (bench/make_tree.py, 16 MiB)"}
     md = [
         "## 2. Real kernel (VM): cold read through lazyblobd vs a loop mount in RAM",
         "",

@@ -89,11 +89,15 @@ if [[ ! -s "$DATA/file.erofs" ]]; then
   rm -rf "$DATA/file-tree"
 fi
 # tree.erofs: full = the import benchmark's bookworm corpus image (a real tree of 59
-# Debian packages, fetched and cached by bench/import/corpus.sh); smoke = /usr/share/i18n.
+# Debian packages, fetched and cached by bench/import/corpus.sh); smoke = a generated tree
+# (bench/make_tree.py: the same bytes on every machine, whatever the host has installed).
 if [[ ! -s "$DATA/tree.erofs" ]]; then
   if [[ $SMOKE == 1 ]]; then
-    log "making tree.erofs from /usr/share/i18n"
-    mkfs.erofs --quiet -T0 --all-root "$DATA/tree.erofs.tmp" /usr/share/i18n >&2
+    log "making tree.erofs from a generated 16 MiB tree"
+    rm -rf "$DATA/tree-src" && "$ROOT/bench/make_tree.py" --mib 16 "$DATA/tree-src" &&
+      mkfs.erofs --quiet -T0 --all-root "$DATA/tree.erofs.tmp" "$DATA/tree-src" >&2 ||
+      { log "making the smoke tree failed"; exit 1; }
+    rm -rf "$DATA/tree-src"
     mv "$DATA/tree.erofs.tmp" "$DATA/tree.erofs"
   else
     log "fetching the bookworm corpus (bench/import/corpus.sh)"

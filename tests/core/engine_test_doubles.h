@@ -28,6 +28,7 @@
 #include "core/cache_device.h"
 #include "core/chunk_source.h"
 #include "core/engine_stats.h"
+#include "tests/disk_temp_dir.h"
 
 namespace lazyblob::testing {
 
@@ -189,8 +190,7 @@ class FakeChunkSource final : public ChunkSource {
 class CacheFileDir {
  public:
   CacheFileDir() {
-    char tmpl[] = "/var/tmp/lazyblob-engine-test-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
+    dir_ = MakeDiskTempDir("lazyblob-engine-test-");
     // O_DIRECT when the filesystem supports it, like the kernel's cache files.
     const std::string probe = dir_ + "/probe";
     int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);

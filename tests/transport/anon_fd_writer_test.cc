@@ -10,15 +10,17 @@
 
 #include "core/aligned_buffer.h"
 #include "core/unique_fd.h"
+#include "tests/disk_temp_dir.h"
 
 namespace lazyblob {
 namespace {
 
+using testing::DiskTempBase;
+
 class AnonFdWriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "/anonfdXXXXXX";
-    path_ = tmpl;
+    path_ = DiskTempBase() + "/lazyblob-anonfd-XXXXXX";
     int fd = ::mkstemp(path_.data());
     ASSERT_GE(fd, 0);
     ::close(fd);

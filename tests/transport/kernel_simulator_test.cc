@@ -2,10 +2,13 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <random>
 #include <thread>
 
@@ -167,6 +170,24 @@ TEST_F(SimTest, AnonFdRefusesUnalignedWritesWithKernelErrnos) {
   mounter.join();
   // After the copen the cache file has the size rounded up to 4 KiB (SEEK_END).
   EXPECT_EQ(::lseek(open.anon_fd.get(), 0, SEEK_END), static_cast<off_t>(64 * kKiB));
+}
+
+TEST(SimCacheDir, TmpfsIsRefusedAsCachefilesRefusesIt) {
+  // /dev/shm is a tmpfs on every systemd machine; where it is not, there is nothing to test.
+  struct statfs fs;
+  if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    GTEST_SKIP() << "/dev/shm is not a tmpfs here";
+  }
+  std::string dir = "/dev/shm/lazyblob-sim-tmpfs-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  KernelSimulatorOptions opt;
+  opt.cache_dir = dir;
+  auto sim = KernelSimulator::Open(opt);
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(sim.ok());
+  EXPECT_EQ(sim.status().code(), StatusCode::kUnsupported);
+  EXPECT_EQ(sim.status().errno_value(), EOPNOTSUPP);
+  EXPECT_NE(sim.status().message().find("tmpfs"), std::string::npos) << sim.status().ToString();
 }
 
 TEST_F(SimTest, HoleLeftAfterCompletionGivesEio) {

@@ -1,4 +1,4 @@
-// Test-only fixture: a KernelSimulator with a cache dir under the test temp dir, one device
+// Test-only fixture: a KernelSimulator with a cache dir on a disk-backed filesystem, one device
 // (SimDevice) and a TestResponder on it.
 #ifndef LAZYBLOB_TESTS_TRANSPORT_SIM_FIXTURE_H_
 #define LAZYBLOB_TESTS_TRANSPORT_SIM_FIXTURE_H_
@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "tests/disk_temp_dir.h"
 #include "tests/transport/test_responder.h"
 #include "transport/kernel_simulator.h"
 #include "transport/sim_device.h"
@@ -20,9 +21,8 @@ namespace lazyblob::testing {
 class SimTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "/simXXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    dir_ = MakeDiskTempDir("lazyblob-sim-");
+    ASSERT_FALSE(dir_.empty());
   }
   void TearDown() override {
     responder_.reset();
