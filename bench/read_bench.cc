@@ -109,12 +109,13 @@ int Run(const RunArgs& a) {
   auto store_or = OpenReader(a.store);
   if (!store_or.ok()) return Fail(store_or.status());
   ChunkStore* store = store_or->get();
-  auto map = store->OpenBlob(a.blob);
-  if (!map.ok()) return Fail(map.status());
-  auto chunks = LocateChunks(a.store, **map);
+  auto blob = store->OpenBlob(a.blob);
+  if (!blob.ok()) return Fail(blob.status());
+  const std::shared_ptr<const BlobMap> map = blob->map;
+  auto chunks = LocateChunks(a.store, *map);
   if (!chunks.ok()) return Fail(chunks.status());
   const std::uint64_t max_bytes = a.max_mib << 20;
-  const std::uint64_t size = max_bytes ? std::min(max_bytes, (*map)->size) : (*map)->size;
+  const std::uint64_t size = max_bytes ? std::min(max_bytes, map->size) : map->size;
   std::vector<LimitChunk> limit_chunks;  // the chunks covering [0, size)
   for (const LimitChunk& c : *chunks) {
     if (c.extent.blob_offset < size) limit_chunks.push_back(c);

@@ -31,9 +31,7 @@ class Timer {
 class TimedSource final : public ChunkSource {
  public:
   explicit TimedSource(ChunkSource* s) : s_(s) {}
-  Result<std::shared_ptr<const BlobMap>> OpenBlob(std::string_view id) override {
-    return s_->OpenBlob(id);
-  }
+  Result<OpenedBlob> OpenBlob(std::string_view id) override { return s_->OpenBlob(id); }
   Status ReadChunk(const ChunkExtent& e, std::span<std::byte> out,
                    ChunkReadTimings* timings) override {
     const Clock::time_point t0 = Clock::now();
@@ -176,10 +174,6 @@ Result<EngineRun> RunEngine(ChunkStore* store, const EngineRunOptions& o) {
   eo.worker_threads = o.worker_threads;
   eo.write_ahead_bytes = o.write_ahead_bytes;
   eo.chunk_cache_bytes = o.chunk_cache_bytes;
-  eo.lease_blob = [store](std::string_view id) -> Result<std::shared_ptr<void>> {
-    LB_ASSIGN_OR_RETURN(BlobLease lease, store->LeaseBlob(id));
-    return std::shared_ptr<void>(std::make_shared<BlobLease>(std::move(lease)));
-  };
   LB_ASSIGN_OR_RETURN(auto engine, RequestEngine::Start(eo, &device, &source, &stats));
   LB_ASSIGN_OR_RETURN(SimMount mount, sim->Mount("erofs,bench", o.blob_id, o.verify_image));
 

@@ -55,6 +55,14 @@ struct BlobMap {
   std::pair<std::size_t, std::size_t> Covering(std::uint64_t offset, std::uint64_t length) const;
 };
 
+// A blob as ChunkSource::OpenBlob hands it out: its map, and an opaque hold that keeps the
+// blob servable (store/: a lease that makes `lazyblob rm` refuse while it lives). Both are
+// shared: the hold is released when the last copy goes.
+struct OpenedBlob {
+  std::shared_ptr<const BlobMap> map;
+  std::shared_ptr<void> hold;  // may be null: the source promises nothing beyond the map
+};
+
 // Where one ChunkSource::ReadChunk call spent its time. Sources add to the fields (so one
 // struct may sum several calls) and leave untouched what they cannot split.
 struct ChunkReadTimings {
@@ -91,8 +99,9 @@ class ChunkSource {
  public:
   virtual ~ChunkSource() = default;
 
+  // The blob's map and a hold on it, kept by the caller while it serves the blob.
   // kNotFound when no blob has this id.
-  virtual Result<std::shared_ptr<const BlobMap>> OpenBlob(std::string_view blob_id) = 0;
+  virtual Result<OpenedBlob> OpenBlob(std::string_view blob_id) = 0;
 
   // Decompresses one chunk into `out` (4 KiB-aligned, at least AlignUp(extent.length)
   // bytes), verifies its XXH3-128 against extent.key and zero-fills `out` up to the next

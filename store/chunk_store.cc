@@ -192,8 +192,16 @@ Result<RebuildReport> ChunkStore::RebuildIndex(const ChunkStoreOptions& options)
   return RebuildIndexFromPacks(options);
 }
 
-Result<std::shared_ptr<const BlobMap>> ChunkStore::OpenBlob(std::string_view blob_id) {
-  return impl_->LoadMap(blob_id, true);
+Result<OpenedBlob> ChunkStore::OpenBlob(std::string_view blob_id) {
+  OpenedBlob blob;
+  if (impl_->options.hold_serving_lock) {
+    LB_ASSIGN_OR_RETURN(BlobLease lease, BlobLease::Acquire(impl_->options.path, blob_id));
+    blob.hold = std::make_shared<BlobLease>(std::move(lease));
+  }
+  // Loaded after the lease is taken: a concurrent Remove either finished (not found) or
+  // now fails with kBusy.
+  LB_ASSIGN_OR_RETURN(blob.map, impl_->LoadMap(blob_id, true));
+  return blob;
 }
 
 Status ChunkStore::ReadChunk(const ChunkExtent& extent, std::span<std::byte> out,

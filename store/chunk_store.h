@@ -13,8 +13,8 @@
 //    writer once on a miss. Works with or without a running writer.
 //
 // Serving safety: a daemon opens with hold_serving_lock (LOCK_SH on <store>/SERVING) and
-// takes a BlobLease per blob it has open. Remove of a leased blob and Gc while any daemon
-// holds SERVING fail with kBusy (FORMAT.md "Locks").
+// holds a BlobLease per blob it has open (OpenBlob's hold). Remove of a leased blob and Gc while
+// any daemon holds SERVING fail with kBusy (FORMAT.md "Locks").
 //
 // Crash safety: pack bytes are written and fsynced before the index batch that refers
 // to them (sync=true); a blob's record is committed last. A crash at any point leaves a
@@ -165,8 +165,10 @@ class ChunkStore final : public ChunkSource {
   ChunkStore(const ChunkStore&) = delete;
   ChunkStore& operator=(const ChunkStore&) = delete;
 
-  // ChunkSource. OpenBlob: kNotFound when no blob has this id (after one catch-up).
-  Result<std::shared_ptr<const BlobMap>> OpenBlob(std::string_view blob_id) override;
+  // ChunkSource. OpenBlob: kNotFound when no blob has this id (after one catch-up). A
+  // store opened with hold_serving_lock (a daemon) also leases the blob: the hold is the
+  // BlobLease, so `rm` refuses while any copy of it lives.
+  Result<OpenedBlob> OpenBlob(std::string_view blob_id) override;
   // kCorruption when the stored bytes do not verify, kNotFound when the key is unknown.
   // `timings` gets the index lookup, the pack read, the decompression and the XXH3 check.
   using ChunkSource::ReadChunk;

@@ -153,29 +153,29 @@ ExitCode RunExport(const GlobalFlags& g, const ExportFlags& f) {
   if (Status s = ChunkStore::ValidateBlobId(f.id); !s.ok()) return Fail(g, kVerb, s);
   auto store = OpenStore(g, /*writable=*/false);
   if (!store.ok()) return Fail(g, kVerb, store.status());
-  auto map = (*store)->OpenBlob(f.id);
-  if (!map.ok()) {
-    Status s = map.status();
+  auto blob = (*store)->OpenBlob(f.id);
+  if (!blob.ok()) {
+    Status s = blob.status();
     if (s.code() == StatusCode::kNotFound) s = NotFound("no blob '" + f.id + "' in " + g.store);
     return Fail(g, kVerb, s);
   }
   ProgressBar bar("export", g.progress());
   if (to_stdout) {
-    Status s = CopyBlob(**store, **map, STDOUT_FILENO, "stdout", bar);
+    Status s = CopyBlob(**store, *blob->map, STDOUT_FILENO, "stdout", bar);
     bar.Finish();
     return s.ok() ? kExitOk : Fail(g, kVerb, s);
   }
   auto file = AtomicFile::Create(f.output, 0644);
   if (!file.ok()) return Fail(g, kVerb, file.status());
-  Status s = CopyBlob(**store, **map, file->fd(), f.output, bar);
+  Status s = CopyBlob(**store, *blob->map, file->fd(), f.output, bar);
   if (s.ok()) s = file->Commit();
   bar.Finish();
   if (!s.ok()) return Fail(g, kVerb, s);
   if (g.json) {
-    PrintJson({{"id", f.id}, {"size", (*map)->size}, {"output", f.output}});
+    PrintJson({{"id", f.id}, {"size", blob->map->size}, {"output", f.output}});
   } else {
     std::printf("exported %s to %s (%s)\n", f.id.c_str(), f.output.c_str(),
-                HumanBytes((*map)->size).c_str());
+                HumanBytes(blob->map->size).c_str());
   }
   return kExitOk;
 }

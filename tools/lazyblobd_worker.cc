@@ -124,33 +124,26 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   }
   std::unique_ptr<CacheDevice> device = std::move(*device_or);
   for (int i = 0; i < launch.restart_count; ++i) stats->WorkerRestart();
-  if (launch.restore) {
-    // Before the engine reads anything: the kernel re-sends OPENs (new object ids and fds)
-    // and then the READs that were pending when the previous worker died.
-    Status s = device->Restore();
-    if (!s.ok()) {
-      spdlog::error("restore: {}", s.ToString());
-      return kExitDeviceFailed;
-    }
-    stats->Restored();
-    spdlog::info("restored: the kernel re-sends open objects and pending reads");
-  }
-
   EngineOptions eo;
   eo.worker_threads = config.worker_threads;
   eo.write_ahead_bytes = config.write_ahead_bytes;
   eo.chunk_cache_bytes = config.chunk_cache_bytes;
   eo.prefetch_on_open = config.prefetch_on_open;
-  eo.lease_blob = [store](std::string_view id) -> Result<std::shared_ptr<void>> {
-    LB_ASSIGN_OR_RETURN(BlobLease lease, store->LeaseBlob(id));
-    return std::shared_ptr<void>(std::make_shared<BlobLease>(std::move(lease)));
-  };
   auto engine_or = RequestEngine::Start(eo, device.get(), store.get(), stats.get());
   if (!engine_or.ok()) {
     spdlog::error("engine: {}", engine_or.status().ToString());
     return kExitUsage;
   }
   std::unique_ptr<RequestEngine> engine = std::move(*engine_or);
+  if (launch.restore) {
+    // The kernel re-sends OPENs (new object ids and fds), then the READs that were pending
+    // when the previous worker died; the engine serves them as they come.
+    Status s = engine->Restore();
+    if (!s.ok()) {
+      spdlog::error("restore: {}", s.ToString());
+      return kExitDeviceFailed;
+    }
+  }
   spdlog::info("serving store {} ({} worker threads, write-ahead {} bytes, chunk cache {} bytes)",
                config.store_dir, eo.ResolvedWorkerThreads(), eo.write_ahead_bytes,
                eo.chunk_cache_bytes);

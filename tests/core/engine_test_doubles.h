@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,6 +95,11 @@ class FakeChunkSource final : public ChunkSource {
     std::lock_guard lock(mu_);
     corrupt_[key] = true;
   }
+  // ReadChunk of `key` throws std::bad_alloc (an allocation failure deep in a source).
+  void ThrowOn(const ChunkKey& key) {
+    std::lock_guard lock(mu_);
+    throw_[key] = true;
+  }
   int reads(const ChunkKey& key) {
     std::lock_guard lock(mu_);
     return reads_[key];
@@ -124,12 +130,15 @@ class FakeChunkSource final : public ChunkSource {
   // Burns CPU instead of sleeping (a decompression stand-in), per ReadChunk.
   void set_spin(std::chrono::microseconds d) { spin_us_ = d.count(); }
 
-  Result<std::shared_ptr<const BlobMap>> OpenBlob(std::string_view blob_id) override {
+  Result<OpenedBlob> OpenBlob(std::string_view blob_id) override {
     std::lock_guard lock(mu_);
     auto it = blobs_.find(std::string(blob_id));
     if (it == blobs_.end()) return NotFound("blob '" + std::string(blob_id) + "' not found");
-    return std::shared_ptr<const BlobMap>(it->second);
+    ++opens_;
+    return OpenedBlob{it->second, std::make_shared<OpenHold>(this, it->first)};
   }
+  // Holds OpenBlob handed out and not yet released.
+  int holds() const { return holds_.load(); }
 
   // Added to the caller's ChunkReadTimings by every ReadChunk (a source that reports its
   // split); zero (the default): the source reports nothing.
@@ -158,6 +167,7 @@ class FakeChunkSource final : public ChunkSource {
       auto it = chunks_.find(extent.key);
       if (it == chunks_.end()) return NotFound("chunk " + extent.key.ToHex() + " missing");
       if (corrupt_[extent.key]) return Corruption("chunk " + extent.key.ToHex() + " corrupt");
+      if (throw_[extent.key]) throw std::bad_alloc();
       content = it->second;
     }
     if (delay_us_ > 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us_.load()));
@@ -173,10 +183,23 @@ class FakeChunkSource final : public ChunkSource {
   }
 
  private:
-  std::mutex mu_;
+  // OpenBlob's hold: counts itself while it lives (a lease in the real store).
+  struct OpenHold {
+    OpenHold(FakeChunkSource* s, std::string id) : source(s), blob_id(std::move(id)) {
+      ++source->holds_;
+    }
+    ~OpenHold() { --source->holds_; }
+    FakeChunkSource* source;
+    std::string blob_id;
+  };
+
+  int opens_ = 0;
+  std::atomic<int> holds_{0};
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<ChunkKey, Bytes> chunks_;
   std::map<ChunkKey, bool> corrupt_;
+  std::map<ChunkKey, bool> throw_;
   std::map<ChunkKey, int> reads_;
   std::map<std::string, std::shared_ptr<BlobMap>> blobs_;
   ChunkReadTimings reported_;
@@ -366,6 +389,8 @@ class CountingStats final : public EngineStats {
   }
   void BytesRequested(std::uint64_t b) override { requested += b; }
   void BytesWritten(std::uint64_t b, std::uint64_t ahead) override {
+    // Failure injection: an exception thrown in the middle of a fill, after a write.
+    if (throw_on_bytes_written.fetch_sub(1) == 1) throw std::bad_alloc();
     written += b;
     written_ahead += ahead;
   }
@@ -393,6 +418,8 @@ class CountingStats final : public EngineStats {
   std::atomic<int> stage_ops[kStageCount] = {};
   std::atomic<double> stage_seconds[kStageCount] = {};
   std::atomic<int> malformed{0}, restored{0};
+  // > 0: the n-th BytesWritten call from now throws std::bad_alloc.
+  std::atomic<int> throw_on_bytes_written{0};
 };
 
 }  // namespace lazyblob::testing

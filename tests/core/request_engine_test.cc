@@ -417,22 +417,15 @@ TEST_F(RequestEngineTest, RestoreAsksTheDevice) {
   EXPECT_EQ(stats_.restored.load(), 1);
 }
 
-TEST_F(RequestEngineTest, LeaseIsHeldFromOpenUntilClose) {
+TEST_F(RequestEngineTest, BlobHoldIsKeptFromOpenUntilClose) {
   MakeBlob("a", 1, 92);
-  auto lease = std::make_shared<int>(1);
-  std::weak_ptr<int> watch = lease;
-  EngineOptions o;
-  o.lease_blob = [&lease](std::string_view id) -> Result<std::shared_ptr<void>> {
-    if (id != "a") return NotFound("no lease");
-    return std::shared_ptr<void>(std::exchange(lease, nullptr));
-  };
-  StartEngine(o);
+  StartEngine();
   ASSERT_GT(Open(1, "a"), 0);
-  EXPECT_FALSE(watch.expired());
+  EXPECT_EQ(source_.holds(), 1);
   device_.Push(CloseMessage{next_msg_++, 1});
   ASSERT_TRUE(device_.WaitDrained());
   engine_->Stop();
-  EXPECT_TRUE(watch.expired());
+  EXPECT_EQ(source_.holds(), 0);
 }
 
 TEST_F(RequestEngineTest, PrefetchOnOpenWritesTheWholeBlob) {

@@ -52,7 +52,7 @@ TEST(ChunkStoreConcurrency, ReadersServeWhileAWriterImports) {
           continue;
         }
         const auto expected = Blob(i);
-        for (const ChunkExtent& e : (*map)->extents) {
+        for (const ChunkExtent& e : map->map->extents) {
           if (!(*reader)->ReadChunk(e, buf.span()).ok() ||
               std::memcmp(buf.data(), expected.data() + e.blob_offset, e.length) != 0) {
             ++failures;

@@ -69,7 +69,8 @@ TEST(ChunkStore, ImportThenExportIsByteIdentical) {
   EXPECT_EQ(info.sha256, Sha256Of(data));
 
   // ChunkSource view: the map covers the blob and ReadChunk returns the bytes.
-  ASSERT_OK_AND_ASSIGN(auto map, store->OpenBlob("img"));
+  ASSERT_OK_AND_ASSIGN(OpenedBlob blob, store->OpenBlob("img"));
+  const BlobMap* map = blob.map.get();
   AlignedBuffer buf(65536);
   for (const ChunkExtent& e : map->extents) {
     ASSERT_OK(store->ReadChunk(e, buf.span()));
@@ -90,7 +91,8 @@ TEST(ChunkStore, ReadChunkReportsLookupReadDecompressAndVerifyWhenAsked) {
   auto data = MixedBlob(1 << 20, 7);
   WriteFile(tmp / "in", data);
   ASSERT_OK(store->ImportBlob(tmp / "in", WithId("img")).status());
-  ASSERT_OK_AND_ASSIGN(auto map, store->OpenBlob("img"));
+  ASSERT_OK_AND_ASSIGN(OpenedBlob blob, store->OpenBlob("img"));
+  const BlobMap* map = blob.map.get();
   ASSERT_GT(map->extents.size(), 2u);
   AlignedBuffer buf(65536);
   ChunkReadTimings t;
@@ -236,7 +238,8 @@ TEST(ChunkStore, FlippedByteIsReportedAndNeverServed) {
   WriteFile(tmp / "b", shared);
   ASSERT_OK(store->ImportBlob(tmp / "a", WithId("a")).status());
   ASSERT_OK(store->ImportBlob(tmp / "b", WithId("b")).status());
-  ASSERT_OK_AND_ASSIGN(auto map, store->OpenBlob("a"));
+  ASSERT_OK_AND_ASSIGN(OpenedBlob blob, store->OpenBlob("a"));
+  const BlobMap* map = blob.map.get();
   // Flip a payload byte in the middle of the pack (inside some chunk's record).
   const std::string pack = dir + "/packs/pack-000001.lbp";
   struct stat st {};
@@ -443,7 +446,8 @@ TEST(ChunkStore, ReaderWithoutWriterAndAfterWriterCommits) {
   WriteFile(tmp / "b", RandomBytes(100000, 2));
   ASSERT_OK(writer->ImportBlob(tmp / "b", WithId("b")).status());
   // The reader catches up on a miss.
-  ASSERT_OK_AND_ASSIGN(auto map, (*reader)->OpenBlob("b"));
+  ASSERT_OK_AND_ASSIGN(OpenedBlob blob, (*reader)->OpenBlob("b"));
+  const BlobMap* map = blob.map.get();
   EXPECT_EQ(map->size, 100000u);
   EXPECT_EQ((*reader)->ImportBlob(tmp / "a", WithId("c")).status().code(),
             StatusCode::kInvalidArgument);

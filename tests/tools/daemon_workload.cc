@@ -234,7 +234,7 @@ int Run(int argc, char** argv) {
       Check(r.ok(), "import " + blob.id + ": " + r.status().ToString());
       auto m = (*store)->OpenBlob(blob.id);
       Check(m.ok(), "map of " + blob.id + ": " + m.status().ToString());
-      blob.map = *m;
+      blob.map = m->map;
     }
   }
   // The corrupt chunk: one in the middle of C, not its first (read as the clean part).

@@ -1,0 +1,149 @@
+// CacheFiller: makes byte ranges of a blob present in a cache file, the part of serving that
+// every front end shares (cachefiles READs, fanotify pre-content events, prefetch). It
+// knows nothing of kernel messages: its input is "make chunks [first, end) of this
+// CacheFile present through this writable fd, [first, demand_end) being demanded", its
+// output which demanded chunks it could not make present.
+//
+// How a fill runs:
+//  - the chunks are cut into groups of up to kGroupBytes of consecutive chunks; the calling
+//    thread and up to threads - 1 helper tasks (TaskPool, demand priority) take groups in
+//    order, so one request's decompression uses every idle CPU;
+//  - each chunk is claimed in the CacheFile (written once per file), checked with SEEK_HOLE
+//    (present from an earlier run of the daemon: skipped), loaded through the shared
+//    decompressed-chunk cache (ChunkCache: LRU, single-flight) from the ChunkSource, which
+//    verifies it, and each run of consecutive loaded chunks goes out in one pwritev;
+//  - only verified bytes are written: a chunk that fails to load is never written;
+//  - chunks beyond demand_end (write-ahead) are best effort: left to another writer,
+//    skipped on failure, not started once the file is closed or the filler stopping.
+// FillRange adds planning on top: the chunks covering a byte range, plus a write-ahead
+// window that ramps up for sequential readers (CacheFile::NextWindow).
+//
+// Prefetch writes a whole blob in the background (TaskPool background priority), one chunk
+// at a time, and waits while any demand request is in flight (BeginDemand/EndDemand).
+//
+// docs/engine-measurements.md has the measurements behind the group size, the window and
+// writing ahead before a request is answered.
+//
+// Thread-safety: thread-safe; Fill/FillRange from many threads at once. Lifetimes: source,
+// stats and pool are borrowed and must outlive the filler; fds passed to Fill must stay
+// open until it returns, and those passed to StartPrefetch are shared.
+#ifndef LAZYBLOB_CORE_CACHE_FILLER_H_
+#define LAZYBLOB_CORE_CACHE_FILLER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/cache_file.h"
+#include "core/chunk_cache.h"
+#include "core/chunk_source.h"
+#include "core/engine_stats.h"
+#include "core/mutex.h"
+#include "core/status.h"
+#include "core/task_pool.h"
+#include "core/unique_fd.h"
+
+namespace lazyblob {
+
+struct CacheFillerOptions {
+  // Bytes of chunks following a request's range written along with it; the window starts
+  // here and doubles for sequential readers up to kWindowGrowth times. 0 disables.
+  // Default 1 MiB (docs/engine-measurements.md). At most 1 GiB.
+  std::uint64_t write_ahead_bytes = 1 << 20;
+
+  // Bytes of decompressed chunks kept for reuse across files (LRU). 0 disables.
+  std::uint64_t chunk_cache_bytes = 256ull << 20;
+
+  Status Validate() const;
+};
+
+// One fill: chunks [first, end) of `file`, through `fd`.
+struct FillRequest {
+  std::shared_ptr<CacheFile> file;
+  int fd = -1;  // borrowed, writable: the cache file (O_DIRECT rules: core/anon_fd_writer.h)
+  std::size_t first = 0;
+  std::size_t demand_end = 0;  // [first, demand_end) demanded, [demand_end, end) ahead
+  std::size_t end = 0;
+  // The bytes the requester asked for, for the "written ahead" statistic.
+  std::uint64_t asked_begin = 0, asked_end = 0;
+};
+
+struct FillResult {
+  std::vector<std::size_t> failed;  // demanded chunks that are not present
+  bool ok() const { return failed.empty(); }
+};
+
+class CacheFiller {
+ public:
+  // Groups of consecutive chunks of about this size go to one thread and out in one write.
+  static constexpr std::uint64_t kGroupBytes = 1024 * 1024;
+  // A sequential reader's window doubles per request up to this many times
+  // write_ahead_bytes.
+  static constexpr std::uint64_t kWindowGrowth = 8;
+
+  // `options` must be valid (Validate()).
+  CacheFiller(const CacheFillerOptions& options, ChunkSource* source, EngineStats* stats,
+              TaskPool* pool);
+  CacheFiller(const CacheFiller&) = delete;
+  CacheFiller& operator=(const CacheFiller&) = delete;
+
+  // Blocks until every demanded chunk is written or failed and the window is done.
+  FillResult Fill(const FillRequest& request);
+
+  // Fills the chunks covering [offset, offset + length) (clipped to the blob) plus a
+  // write-ahead window after them.
+  FillResult FillRange(const std::shared_ptr<CacheFile>& file, int fd, std::uint64_t offset,
+                       std::uint64_t length);
+
+  // Writes every chunk of `file` through `fd` in the background, yielding to demand.
+  // Abandoned when the file is closed (Close) or the filler stops.
+  void StartPrefetch(std::shared_ptr<CacheFile> file, std::shared_ptr<const UniqueFd> fd);
+
+  // A demand request is queued or running (BeginDemand) / answered (EndDemand): prefetch
+  // waits while any is.
+  void BeginDemand();
+  void EndDemand();
+
+  // The front end stopped serving `file`: no more write-ahead or prefetch for it.
+  void Close(CacheFile& file);
+
+  // No more write-ahead or prefetch anywhere; demanded chunks are still written. Idempotent.
+  void Stop();
+
+  void set_write_ahead_bytes(std::uint64_t bytes) { write_ahead_bytes_.store(bytes); }
+  std::uint64_t write_ahead_bytes() const { return write_ahead_bytes_.load(); }
+
+ private:
+  class Batch;
+  struct GroupJob;
+
+  void RunGroups(GroupJob& job);
+  // One group on this thread; appends the demanded chunks it could not write to `failed`.
+  void WriteGroup(const FillRequest& request, std::size_t begin, std::size_t end, bool use_cache,
+                  std::vector<std::size_t>* failed);
+  // Claims chunk `i` for this thread. Demanded chunks wait for another writer (after
+  // `batch` is written out: never wait while holding claims); others are left to it.
+  bool Claim(CacheFile& file, std::size_t i, bool demand, Batch& batch);
+  Result<ChunkCache::Buffer> LoadChunk(const ChunkExtent& extent, bool use_cache);
+  void Prefetch(const std::shared_ptr<CacheFile>& file, int fd);
+  // Waits while demand is in flight; false when the prefetch of `file` should end.
+  bool WaitForNoDemand(const CacheFile& file) LB_EXCLUDES(mu_);
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+
+  ChunkSource* const source_;
+  EngineStats* const stats_;
+  TaskPool* const pool_;
+  std::atomic<std::uint64_t> write_ahead_bytes_;
+  ChunkCache cache_;
+  std::atomic<bool> stopping_{false};
+
+  Mutex mu_;
+  CondVar demand_cv_;  // signalled when demand_ drops to 0, on Close and on Stop
+  int demand_ LB_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace lazyblob
+
+#endif  // LAZYBLOB_CORE_CACHE_FILLER_H_
