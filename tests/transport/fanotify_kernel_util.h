@@ -210,7 +210,7 @@ inline std::vector<std::string> CompareTrees(const std::string& source, const st
   std::vector<std::string> bad;
   *files = 0;
   for (const auto& e : fs::recursive_directory_iterator(source)) {
-    std::string rel = fs::relative(e.path(), source).string();
+    std::string rel = e.path().lexically_relative(source).string();
     std::string m = mounted + "/" + rel;
     if (e.is_symlink()) {
       std::error_code ec;
