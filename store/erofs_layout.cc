@@ -18,8 +18,8 @@ constexpr std::uint32_t kIncompatKnown = 0x3f;  // up to FRAGMENTS/DEDUPE (6.1)
 constexpr std::uint32_t kIncompatComprCfgs = 0x02;
 constexpr std::uint32_t kIncompatDeviceTable = 0x08;
 constexpr std::uint32_t kNullAddr = 0xffffffff;
-constexpr unsigned kLayoutFlatPlain = 0, kLayoutCompressedFull = 1, kLayoutFlatInline = 2,
-                   kLayoutCompressedCompact = 3, kLayoutChunkBased = 4;
+constexpr unsigned kLayoutCompressedFull = 1, kLayoutFlatInline = 2, kLayoutCompressedCompact = 3,
+                   kLayoutChunkBased = 4;
 constexpr std::uint16_t kChunkFormatIndexes = 0x20;
 constexpr std::uint16_t kZAdviseCompacted2B = 0x01, kZAdviseInlinePcluster = 0x08;
 constexpr std::uint32_t kModeFmt = 0170000, kModeDir = 0040000, kModeReg = 0100000,

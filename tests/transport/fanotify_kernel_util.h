@@ -123,6 +123,9 @@ class EventServer {
     return served_;
   }
   std::uint64_t errors() const { return errors_; }
+  // From now on allow every event without copying: the fast path for ranges known to be
+  // filled already.
+  void AllowWithoutFilling() { allow_only_ = true; }
   // Events read but deliberately left unanswered (kLeavePending), still owned here.
   std::vector<PendingFanotifyEvent> TakeLeftPending() {
     std::lock_guard<std::mutex> l(mu_);
@@ -145,7 +148,9 @@ class EventServer {
   }
   void Handle(PendingFanotifyEvent e) {
     if (!e.event().pre_access()) return;
-    Decision d = policy_ ? policy_(e.event()) : Decision::kFillAndAllow;
+    Decision d = allow_only_ ? Decision::kAllowUnfilled
+                 : policy_   ? policy_(e.event())
+                             : Decision::kFillAndAllow;
     struct stat st {};
     ::fstat(e.fd(), &st);
     const FanotifyRange r = *e.event().range;
@@ -196,6 +201,7 @@ class EventServer {
   std::map<ino_t, UniqueFd> truth_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> allow_only_{false};
   std::atomic<std::uint64_t> errors_{0};
   std::mutex mu_;
   std::vector<Served> served_;
