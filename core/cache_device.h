@@ -23,9 +23,10 @@ class CacheDevice {
   // Borrowed fd that polls POLLIN while an unread request is pending.
   virtual int poll_fd() const = 0;
 
-  // Reads one message. nullopt: nothing pending. kMalformed: the message was rejected
-  // (any fd it carried is already closed); the caller counts it and keeps reading.
-  // Other errors are device failures.
+  // Reads one message. nullopt: nothing pending. A RejectedMessage: the payload did not
+  // decode but the header names a request the caller must still answer. kMalformed: not
+  // even that (any fd it carried is already closed); the caller counts it and keeps
+  // reading. Other errors are device failures.
   virtual Result<std::optional<CacheMessage>> Read() = 0;
 
   // Answers an OPEN: `copen <msg_id>,<size_or_negative_errno>`.

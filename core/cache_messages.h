@@ -37,7 +37,18 @@ struct CloseMessage {
   std::uint32_t object_id = 0;
 };
 
-using CacheMessage = std::variant<OpenMessage, ReadMessage, CloseMessage>;
+// A message whose header names a request (OPEN or READ, with its msg_id and object_id) but
+// whose payload does not decode. The kernel still waits for its answer: the engine fails
+// it (copen with -EINVAL; a READ completed without data, so the reader gets EIO). Any fd
+// the message carried is already closed.
+struct RejectedMessage {
+  CacheOpcode opcode = CacheOpcode::kOpen;
+  std::uint32_t msg_id = 0;
+  std::uint32_t object_id = 0;
+  std::string reason;
+};
+
+using CacheMessage = std::variant<OpenMessage, ReadMessage, CloseMessage, RejectedMessage>;
 
 }  // namespace lazyblob
 

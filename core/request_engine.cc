@@ -165,6 +165,10 @@ void RequestEngine::Dispatch(CacheMessage message, Clock::time_point received) {
     HandleClose(*close, received);
     return;
   }
+  if (auto* rejected = std::get_if<RejectedMessage>(&message)) {
+    HandleRejected(*rejected, received);
+    return;
+  }
   stats_->QueueDepth(+1);
   if (auto* open = std::get_if<OpenMessage>(&message)) {
     // std::function needs a copyable callable: move the message into a shared_ptr.
@@ -218,12 +222,17 @@ void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) 
   object->object_id = message.object_id;
   object->anon_fd = std::make_shared<const UniqueFd>(std::move(message.anon_fd));
   object->file = std::make_shared<CacheFile>(std::move(*blob));
+  std::shared_ptr<Object> replaced;
   {
     MutexLock lock(&mu_);
-    auto [it, inserted] = objects_.insert_or_assign(message.object_id, object);
-    if (!inserted) {
-      Log(LogLevel::kWarn, "OPEN reused live object id " + std::to_string(message.object_id));
-    }
+    std::shared_ptr<Object>& slot = objects_[message.object_id];
+    replaced = std::exchange(slot, object);
+  }
+  if (replaced != nullptr) {
+    // The kernel never reuses a live id; if it happens, the old object is gone for good.
+    Log(LogLevel::kWarn, "OPEN reused live object id " + std::to_string(message.object_id));
+    filler_.Close(*replaced->file);
+    stats_->OpenObjects(-1, replaced->file->map().id);
   }
   stats_->OpenObjects(+1, blob_id);
   Status st = pending.Reply(static_cast<std::int64_t>(size));
@@ -240,6 +249,29 @@ void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) 
   if (st.ok() && options_.prefetch_on_open && !stopping_.load()) {
     filler_.StartPrefetch(object->file, object->anon_fd);
   }
+}
+
+void RequestEngine::HandleRejected(const RejectedMessage& message, Clock::time_point received) {
+  stats_->MalformedMessage();
+  const bool open = message.opcode == CacheOpcode::kOpen;
+  Log(LogLevel::kWarn, std::string("rejected a malformed ") + (open ? "OPEN" : "READ") + " (msg " +
+                           std::to_string(message.msg_id) + ", object " +
+                           std::to_string(message.object_id) + "): " + message.reason +
+                           "; failing it");
+  const RequestOp op = open ? RequestOp::kOpen : RequestOp::kRead;
+  Status st;
+  if (open) {
+    st = PendingOpen(device_, message.msg_id).Reply(-EINVAL);
+  } else if (std::shared_ptr<Object> object = FindObject(message.object_id)) {
+    st = PendingRead(device_, message.msg_id, object->anon_fd).Complete();  // no data: EIO
+  } else {
+    Log(LogLevel::kWarn, "malformed READ " + std::to_string(message.msg_id) +
+                             " names no open object: it cannot be answered");
+    stats_->RequestDone(op, RequestResult::kDropped, SecondsSince(received));
+    return;
+  }
+  if (!st.ok()) Log(LogLevel::kWarn, "failing a malformed request: " + st.ToString());
+  stats_->RequestDone(op, RequestResult::kError, SecondsSince(received));
 }
 
 void RequestEngine::HandleClose(const CloseMessage& message, Clock::time_point received) {

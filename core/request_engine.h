@@ -117,6 +117,8 @@ class RequestEngine {
   void HandleOpen(OpenMessage message, Clock::time_point received);
   void HandleRead(const ReadMessage& message, Clock::time_point received);
   void HandleClose(const CloseMessage& message, Clock::time_point received);
+  // A request whose payload did not decode: failed at once, counted as malformed.
+  void HandleRejected(const RejectedMessage& message, Clock::time_point received);
   std::shared_ptr<Object> FindObject(std::uint32_t object_id) LB_EXCLUDES(mu_);
   void SetDeviceStatus(Status status) LB_EXCLUDES(mu_);
 

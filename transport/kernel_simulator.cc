@@ -136,6 +136,11 @@ KernelSimulator::~KernelSimulator() {
   if (s_->sender_thread.joinable()) s_->sender_thread.join();
 }
 
+void KernelSimulator::MangleNext(SimMangle mangle) {
+  std::lock_guard lk(s_->mu);
+  s_->mangle = mangle;
+}
+
 Result<UniqueFd> KernelSimulator::OpenDevice() {
   std::lock_guard lk(s_->mu);
   if (s_->session != 0) {
@@ -225,6 +230,11 @@ Status KernelSimulator::State::SendOpen(Request& r) {
   f.session = session;
   f.bytes = MessageEncoder::Open(r.msg_id, obj.object_id, obj.volume_key, obj.cookie_key,
                                  static_cast<std::uint32_t>(fd));
+  if (mangle == SimMangle::kOpenVolumeKeyWithoutNul) {
+    // The volume key's NUL sits right before the cookie key at the end of the frame.
+    f.bytes[f.bytes.size() - obj.cookie_key.size() - 1] = std::byte{'x'};
+    mangle = SimMangle::kNone;
+  }
   f.fd = UniqueFd(fd);
   out.push_back(std::move(f));
   out_cv.notify_one();
@@ -237,6 +247,12 @@ void KernelSimulator::State::SendRead(const Request& r) {
   Frame f;
   f.session = session;
   f.bytes = MessageEncoder::Read(r.msg_id, r.obj->object_id, r.off, r.len);
+  if (mangle == SimMangle::kReadPayload17Bytes) {
+    f.bytes.push_back(std::byte{0});
+    const auto len = static_cast<std::uint32_t>(f.bytes.size());
+    std::memcpy(f.bytes.data() + 8, &len, sizeof len);
+    mangle = SimMangle::kNone;
+  }
   out.push_back(std::move(f));
   out_cv.notify_one();
 }

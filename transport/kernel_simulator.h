@@ -85,6 +85,15 @@ struct SimCounters {
   std::uint64_t withdrawals = 0;  // device closed with the cache bound
 };
 
+// Test hook (KernelSimulator::MangleNext): how the next request of its kind goes out broken,
+// the way a buggy kernel or a corrupted transport might send it. It still waits for its
+// answer like any request.
+enum class SimMangle {
+  kNone,
+  kOpenVolumeKeyWithoutNul,  // the next OPEN: its volume key's NUL replaced by 'x'
+  kReadPayload17Bytes,       // the next READ: one byte too many, len says so
+};
+
 // A mounted blob, as returned by KernelSimulator::Mount.
 struct SimMount {
   std::uint64_t id = 0;    // handle for Read/Unmount
@@ -121,6 +130,9 @@ class KernelSimulator {
   Result<std::size_t> Read(const SimMount& mount, std::uint64_t offset, std::span<std::byte> out);
   // Sends CLOSE when the last mount of the blob goes; in-flight READs then fail with EIO.
   Status Unmount(const SimMount& mount);
+
+  // Sends the next OPEN or READ (by `mangle`'s kind) broken that way. One at a time.
+  void MangleNext(SimMangle mangle);
 
   SimCounters counters() const;
   // Human-readable descriptions of the protocol violations (the most recent 256).

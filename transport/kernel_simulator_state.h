@@ -86,6 +86,7 @@ struct KernelSimulator::State {
   std::uint64_t next_mount_id = 1;
   std::deque<Frame> out;
 
+  SimMangle mangle = SimMangle::kNone;  // applied to the next OPEN/READ sent
   SimCounters counters;
   std::deque<std::string> violations;
 

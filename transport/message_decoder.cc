@@ -54,23 +54,8 @@ Result<CacheMessage> DecodeOpen(const cachefiles_msg& h, std::span<const std::by
   return CacheMessage(std::move(m));
 }
 
-}  // namespace
-
-Result<CacheMessage> MessageDecoder::Decode(std::span<const std::byte> bytes, UniqueFd anon_fd) {
-  if (bytes.size() < kMessageHeaderSize) {
-    return Malformed("message of " + std::to_string(bytes.size()) +
-                     " bytes is shorter than "
-                     "its header");
-  }
-  if (bytes.size() > kMaxMessageSize) {
-    return Malformed("message of " + std::to_string(bytes.size()) + " bytes exceeds 1024");
-  }
-  auto h = Load<cachefiles_msg>(bytes, 0);
-  if (h.len != bytes.size()) {
-    return Malformed("header len " + std::to_string(h.len) + " but " +
-                     std::to_string(bytes.size()) + " bytes read");
-  }
-  std::span<const std::byte> payload = bytes.subspan(kMessageHeaderSize);
+Result<CacheMessage> DecodeRequest(const cachefiles_msg& h, std::span<const std::byte> payload,
+                                   UniqueFd anon_fd) {
   switch (h.opcode) {
     case CACHEFILES_OP_OPEN:
       return DecodeOpen(h, payload, std::move(anon_fd));
@@ -91,6 +76,29 @@ Result<CacheMessage> MessageDecoder::Decode(std::span<const std::byte> bytes, Un
     default:
       return Malformed("unknown opcode " + std::to_string(h.opcode));
   }
+}
+
+}  // namespace
+
+Result<CacheMessage> MessageDecoder::Decode(std::span<const std::byte> bytes, UniqueFd anon_fd) {
+  if (bytes.size() < kMessageHeaderSize) {
+    return Malformed("message of " + std::to_string(bytes.size()) +
+                     " bytes is shorter than "
+                     "its header");
+  }
+  if (bytes.size() > kMaxMessageSize) {
+    return Malformed("message of " + std::to_string(bytes.size()) + " bytes exceeds 1024");
+  }
+  auto h = Load<cachefiles_msg>(bytes, 0);
+  if (h.len != bytes.size()) {
+    return Malformed("header len " + std::to_string(h.len) + " but " +
+                     std::to_string(bytes.size()) + " bytes read");
+  }
+  Result<CacheMessage> m = DecodeRequest(h, bytes.subspan(kMessageHeaderSize), std::move(anon_fd));
+  if (m.ok() || (h.opcode != CACHEFILES_OP_OPEN && h.opcode != CACHEFILES_OP_READ)) return m;
+  // The header names a request the kernel waits for: hand it up to be failed.
+  return CacheMessage(RejectedMessage{static_cast<CacheOpcode>(h.opcode), h.msg_id, h.object_id,
+                                      m.status().message()});
 }
 
 UniqueFd MessageDecoder::TakeKernelOpenFd(std::span<const std::byte> bytes) {

@@ -8,6 +8,11 @@
 // with no other NUL; the cookie key is not empty. READ: exactly 16 payload bytes. CLOSE:
 // none. Anything else is kMalformed. Nothing is read outside `bytes`.
 //
+// A message that breaks a rule but whose 16-byte header has a len equal to the bytes read
+// and an OPEN or READ opcode still names a request the kernel waits for: it decodes to a
+// RejectedMessage (msg_id, object_id, why) so the engine can fail it. Anything else is
+// kMalformed.
+//
 // The anon fd of an OPEN is owned by the decoder from the call on: it moves into the
 // OpenMessage, or is closed when the message is rejected. A fd passed with a non-OPEN
 // message is closed too, and the message rejected.

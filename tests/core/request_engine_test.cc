@@ -417,6 +417,23 @@ TEST_F(RequestEngineTest, RestoreAsksTheDevice) {
   EXPECT_EQ(stats_.restored.load(), 1);
 }
 
+// Issue 14 (3): the kernel never reuses a live object id, but if it did, the gauge of open
+// objects must not drift and the replaced object's hold must go.
+TEST_F(RequestEngineTest, ReusedObjectIdReplacesTheObjectWithoutGaugeDrift) {
+  MakeBlob("a", 1, 91);
+  MakeBlob("b", 1, 92);
+  StartEngine();
+  ASSERT_GT(Open(1, "a"), 0);
+  ASSERT_GT(Open(1, "b"), 0);
+  EXPECT_EQ(stats_.open_objects.load(), 1);
+  EXPECT_EQ(engine_->open_objects(), 1u);
+  EXPECT_EQ(source_.holds(), 1);
+  device_.Push(CloseMessage{next_msg_++, 1});
+  ASSERT_TRUE(device_.WaitDrained());
+  engine_->Stop();
+  EXPECT_EQ(stats_.open_objects.load(), 0);
+}
+
 TEST_F(RequestEngineTest, BlobHoldIsKeptFromOpenUntilClose) {
   MakeBlob("a", 1, 92);
   StartEngine();
