@@ -92,6 +92,7 @@ class NaivePrometheusEngineStats final : public EngineStats {
   void QueueDepth(int) override {}
   void OpenObjects(int, std::string_view) override {}
   void MalformedMessage() override {}
+  void DeviceReadPressure() override {}
   void WorkerRestart() override {}
   void Restored() override {}
 

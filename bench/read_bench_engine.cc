@@ -100,6 +100,7 @@ class BenchStats final : public EngineStats {
   void QueueDepth(int) override {}
   void OpenObjects(int, std::string_view) override {}
   void MalformedMessage() override { failed++; }
+  void DeviceReadPressure() override { failed++; }
   void WorkerRestart() override {}
   void Restored() override {}
 

@@ -61,6 +61,9 @@ class EngineStats {
   // is open; implementations may ignore it.
   virtual void OpenObjects(int delta, std::string_view blob_id) = 0;
   virtual void MalformedMessage() = 0;
+  // Reading the device failed for lack of resources (EMFILE, ENFILE, ENOMEM: the kernel could
+  // not install an OPEN's anon fd and failed that OPEN); the engine backs off and reads on.
+  virtual void DeviceReadPressure() = 0;
   virtual void WorkerRestart() = 0;
   virtual void Restored() = 0;
 };
@@ -77,6 +80,7 @@ class NullEngineStats final : public EngineStats {
   void QueueDepth(int) override {}
   void OpenObjects(int, std::string_view) override {}
   void MalformedMessage() override {}
+  void DeviceReadPressure() override {}
   void WorkerRestart() override {}
   void Restored() override {}
 };

@@ -146,9 +146,14 @@ bool RequestEngine::DrainDevice(short revents) {
         Log(LogLevel::kWarn, "rejected a malformed message: " + message.status().ToString());
         continue;
       }
+      if (IsResourcePressure(message.status())) {
+        BackOff(message.status());
+        return true;
+      }
       SetDeviceStatus(message.status());
       return false;
     }
+    pressure_backoff_ = std::chrono::milliseconds(0);
     if (!message->has_value()) break;
     read_any = true;
     Dispatch(std::move(**message), received);
@@ -158,6 +163,24 @@ bool RequestEngine::DrainDevice(short revents) {
     return false;
   }
   return true;
+}
+
+bool RequestEngine::IsResourcePressure(const Status& status) {
+  const int err = status.errno_value();
+  return err == EMFILE || err == ENFILE || err == ENOMEM;
+}
+
+void RequestEngine::BackOff(const Status& why) {
+  // The kernel failed the OPEN it could not give an fd for; the device itself is fine.
+  // Waiting lets fds and memory come back; the wake fd still ends the wait on Stop().
+  stats_->DeviceReadPressure();
+  pressure_backoff_ = std::clamp(pressure_backoff_ * 2, std::chrono::milliseconds(10),
+                                 std::chrono::milliseconds(1000));
+  Log(LogLevel::kWarn, "reading the cache device: " + why.ToString() + "; retrying in " +
+                           std::to_string(pressure_backoff_.count()) +
+                           " ms (raise the fd limit if this repeats)");
+  pollfd wake{wake_fd_.get(), POLLIN, 0};
+  (void)::poll(&wake, 1, static_cast<int>(pressure_backoff_.count()));
 }
 
 void RequestEngine::Dispatch(CacheMessage message, Clock::time_point received) {

@@ -112,6 +112,9 @@ class RequestEngine {
   void DispatchLoop();
   // false: the device failed.
   bool DrainDevice(short revents);
+  // A read failed for lack of fds or memory: not a device failure.
+  static bool IsResourcePressure(const Status& status);
+  void BackOff(const Status& why);
   void Dispatch(CacheMessage message, Clock::time_point received);
 
   void HandleOpen(OpenMessage message, Clock::time_point received);
@@ -133,6 +136,7 @@ class RequestEngine {
   UniqueFd failed_fd_;  // eventfd: the dispatcher saw a device failure
   std::atomic<bool> stopping_{false};
   std::thread dispatcher_;
+  std::chrono::milliseconds pressure_backoff_{0};  // dispatcher thread only
 
   mutable Mutex mu_;
   Status device_status_ LB_GUARDED_BY(mu_);

@@ -72,7 +72,7 @@ struct Totals {
   std::uint64_t stage_ops[StatsShard::kStages] = {};
   double stage_seconds[StatsShard::kStages] = {};
   std::int64_t in_flight = 0, queue_depth = 0;
-  std::uint64_t malformed_messages = 0, worker_restarts = 0, restores = 0;
+  std::uint64_t malformed_messages = 0, device_read_pressure = 0, worker_restarts = 0, restores = 0;
 
   void Add(const StatsShard& s) {
     for (int o = 0; o < StatsShard::kOps; ++o) {
@@ -96,6 +96,7 @@ struct Totals {
     in_flight += Load(s.in_flight);
     queue_depth += Load(s.queue_depth);
     malformed_messages += Load(s.malformed_messages);
+    device_read_pressure += Load(s.device_read_pressure);
     worker_restarts += Load(s.worker_restarts);
     restores += Load(s.restores);
   }
@@ -171,6 +172,9 @@ void PrometheusEngineStats::StageTime(Stage stage, double seconds) {
 void PrometheusEngineStats::InFlight(int delta) { StatsShard::Add(Shard().in_flight, delta); }
 void PrometheusEngineStats::QueueDepth(int delta) { StatsShard::Add(Shard().queue_depth, delta); }
 void PrometheusEngineStats::MalformedMessage() { StatsShard::Add(Shard().malformed_messages, 1); }
+void PrometheusEngineStats::DeviceReadPressure() {
+  StatsShard::Add(Shard().device_read_pressure, 1);
+}
 void PrometheusEngineStats::WorkerRestart() { StatsShard::Add(Shard().worker_restarts, 1); }
 void PrometheusEngineStats::Restored() { StatsShard::Add(Shard().restores, 1); }
 
@@ -260,6 +264,10 @@ void PrometheusEngineStats::CollectShards(std::vector<MetricFamily>& out) const 
                       static_cast<double>(t.queue_depth)));
   out.push_back(Counter("lazyblob_malformed_messages_total", "Kernel messages that did not decode.",
                         static_cast<double>(t.malformed_messages)));
+  out.push_back(Counter("lazyblob_device_read_pressure_total",
+                        "Device reads that failed for lack of fds or memory (EMFILE, ENFILE, "
+                        "ENOMEM); the daemon backed off and read on.",
+                        static_cast<double>(t.device_read_pressure)));
   out.push_back(Counter("lazyblob_worker_restarts_total", "Worker threads restarted.",
                         static_cast<double>(t.worker_restarts)));
   out.push_back(Counter("lazyblob_restores_total",

@@ -65,6 +65,7 @@ class PrometheusEngineStats final : public EngineStats, public prometheus::Colle
   void QueueDepth(int delta) override;
   void OpenObjects(int delta, std::string_view blob_id) override;
   void MalformedMessage() override;
+  void DeviceReadPressure() override;
   void WorkerRestart() override;
   void Restored() override;
 

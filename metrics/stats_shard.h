@@ -60,6 +60,7 @@ struct alignas(64) StatsShard {
   std::atomic<std::int64_t> in_flight{0};    // sum of this thread's deltas
   std::atomic<std::int64_t> queue_depth{0};  // sum of this thread's deltas
   std::atomic<std::uint64_t> malformed_messages{0};
+  std::atomic<std::uint64_t> device_read_pressure{0};
   std::atomic<std::uint64_t> worker_restarts{0};
   std::atomic<std::uint64_t> restores{0};
 };

@@ -271,6 +271,14 @@ class ScriptedDevice final : public CacheDevice {
     const std::uint64_t one = 1;
     (void)!::write(event_.get(), &one, sizeof one);
   }
+  // The next `times` reads fail with `s` (then reads go on).
+  void FailReads(Status s, int times) {
+    std::lock_guard lock(mu_);
+    transient_failure_ = std::move(s);
+    transient_failures_ = times;
+    const std::uint64_t one = 1;
+    (void)!::write(event_.get(), &one, sizeof one);
+  }
   void Fail(Status s) {
     std::lock_guard lock(mu_);
     failure_ = std::move(s);
@@ -283,6 +291,10 @@ class ScriptedDevice final : public CacheDevice {
   Result<std::optional<CacheMessage>> Read() override {
     std::lock_guard lock(mu_);
     if (!failure_.ok()) return failure_;
+    if (transient_failures_ > 0) {
+      --transient_failures_;
+      return transient_failure_;
+    }
     if (malformed_ > 0) {
       --malformed_;
       return Malformed("scripted malformed message");
@@ -368,6 +380,8 @@ class ScriptedDevice final : public CacheDevice {
   static constexpr std::chrono::seconds kGuard{60};
 
  private:
+  Status transient_failure_;
+  int transient_failures_ = 0;
   UniqueFd event_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -407,6 +421,7 @@ class CountingStats final : public EngineStats {
   void QueueDepth(int d) override { queue_depth += d; }
   void OpenObjects(int d, std::string_view) override { open_objects += d; }
   void MalformedMessage() override { ++malformed; }
+  void DeviceReadPressure() override { ++read_pressure; }
   void WorkerRestart() override {}
   void Restored() override { ++restored; }
 
@@ -417,7 +432,7 @@ class CountingStats final : public EngineStats {
   std::atomic<double> decompress_seconds{0};
   std::atomic<int> stage_ops[kStageCount] = {};
   std::atomic<double> stage_seconds[kStageCount] = {};
-  std::atomic<int> malformed{0}, restored{0};
+  std::atomic<int> malformed{0}, restored{0}, read_pressure{0};
   // > 0: the n-th BytesWritten call from now throws std::bad_alloc.
   std::atomic<int> throw_on_bytes_written{0};
 };

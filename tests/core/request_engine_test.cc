@@ -410,6 +410,21 @@ TEST_F(RequestEngineTest, DeviceFailureIsSignalledOnFailedFd) {
   EXPECT_EQ(engine_->device_status().code(), StatusCode::kIoError);
 }
 
+// Issue 14 (1): the kernel fails an OPEN it cannot install an anon fd for, and read()
+// returns EMFILE. That is pressure, not a dead device: the engine backs off and reads on.
+TEST_F(RequestEngineTest, EmfileOnReadIsPressureNotAFailure) {
+  MakeBlob("a", 2, 95);
+  StartEngine();
+  device_.FailReads(Status::FromErrno(EMFILE, "read /dev/cachefiles"), 1);
+  ASSERT_GT(Open(1, "a"), 0);
+  Read(1, 0, 4096);
+  ExpectServed(1, "a", 0, 4096);
+  EXPECT_EQ(stats_.read_pressure.load(), 1);
+  pollfd p{engine_->failed_fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "the engine gave up on the device";
+  EXPECT_TRUE(engine_->device_status().ok());
+}
+
 TEST_F(RequestEngineTest, RestoreAsksTheDevice) {
   StartEngine();
   ASSERT_TRUE(engine_->Restore().ok());
