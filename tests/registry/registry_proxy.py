@@ -45,8 +45,9 @@ def note(method, ranged, nbytes):
 
 
 def delay(nbytes):
+    """Half the round trip each way, plus the bytes' transfer time at --mbit."""
     if ARGS.rtt_ms:
-        time.sleep(ARGS.rtt_ms / 1000.0)
+        time.sleep(ARGS.rtt_ms / 2000.0)
     if ARGS.mbit:
         time.sleep(nbytes * 8 / (ARGS.mbit * 1e6))
 
