@@ -39,14 +39,16 @@ std::vector<char> MakeImage(std::size_t bytes, std::uint64_t seed) {
   for (std::size_t i = 0; i < bytes; i += 8) {
     const std::uint64_t r = rng();
     for (std::size_t j = 0; j < 8 && i + j < bytes; ++j) {
-      v[i + j] = (i / 65536) % 2 ? static_cast<char>(r >> (8 * j)) : static_cast<char>('a' + (r >> (8 * j)) % 8);
+      v[i + j] = (i / 65536) % 2 ? static_cast<char>(r >> (8 * j))
+                                 : static_cast<char>('a' + (r >> (8 * j)) % 8);
     }
   }
   return v;
 }
 
 void Write(const std::string& path, const std::vector<char>& data) {
-  std::ofstream(path, std::ios::binary).write(data.data(), static_cast<std::streamsize>(data.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(data.data(), static_cast<std::streamsize>(data.size()));
 }
 
 std::unique_ptr<ChunkStore> Store(const std::string& dir) {
@@ -83,8 +85,8 @@ int Main(int argc, char** argv) {
   for (int i = 4; i < argc; ++i) bundles.push_back(std::stoull(argv[i]));
   if (bundles.empty()) bundles = {0, 1u << 20, 8u << 20, 32u << 20};
 
-  const std::filesystem::path tmp = std::filesystem::temp_directory_path() /
-                                    ("lazyblob-layout-" + std::to_string(::getpid()));
+  const std::filesystem::path tmp =
+      std::filesystem::temp_directory_path() / ("lazyblob-layout-" + std::to_string(::getpid()));
   std::filesystem::create_directories(tmp);
   std::vector<char> v1 = MakeImage(mib << 20, 1), v2 = v1;
   std::mt19937_64 rng(3);
@@ -106,8 +108,8 @@ int Main(int argc, char** argv) {
     Row row;
     row.label = label;
     row.bundle = bundle;
-    const std::string repo = "bench/" + label + "-b" + std::to_string(bundle) + "-" +
-                             std::to_string(::getpid());
+    const std::string repo =
+        "bench/" + label + "-b" + std::to_string(bundle) + "-" + std::to_string(::getpid());
     auto client = Client(host, repo);
     PushOptions po;
     po.bundle_target_bytes = bundle;
@@ -142,8 +144,8 @@ int Main(int argc, char** argv) {
       for (std::size_t i : want) row.lazy_wanted += blob->map.chunks[i].stored_len;
       FetchStats fs;
       for (const RangeRequest& r : BlobFetcher::Plan(blob->map, want, CoalesceOptions{})) {
-        Status s = fetcher.Fetch(*blob, r, [](std::size_t, StoredChunk, auto) { return Status::Ok(); },
-                                 &fs);
+        Status s = fetcher.Fetch(
+            *blob, r, [](std::size_t, StoredChunk, auto) { return Status::Ok(); }, &fs);
         if (!s.ok()) {
           std::fprintf(stderr, "fetch: %s\n", s.ToString().c_str());
           return 1;
@@ -176,15 +178,17 @@ int Main(int argc, char** argv) {
       "pull v1 s (req) | lazy start s (req) | lazy bytes / wanted |\n"
       "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   for (const Row& r : rows) {
-    std::printf("| %s | %s | %.2f (%llu) | %.2f (%llu) | %.2f MiB | %llu | %.2f (%llu) | %.3f (%llu) | %.2f |\n",
-                r.label.c_str(),
-                r.bundle == 0 ? "per chunk" : (std::to_string(r.bundle >> 20) + " MiB").c_str(),
-                r.push1_s, static_cast<unsigned long long>(r.push1_req), r.push2_s,
-                static_cast<unsigned long long>(r.push2_req), r.push2_uploaded / 1048576.0,
-                static_cast<unsigned long long>(r.registry_blobs), r.pull_s,
-                static_cast<unsigned long long>(r.pull_req), r.lazy_s,
-                static_cast<unsigned long long>(r.lazy_req),
-                r.lazy_wanted ? double(r.lazy_bytes) / double(r.lazy_wanted) : 0.0);
+    std::printf(
+        "| %s | %s | %.2f (%llu) | %.2f (%llu) | %.2f MiB | %llu | %.2f (%llu) | %.3f (%llu) | "
+        "%.2f |\n",
+        r.label.c_str(),
+        r.bundle == 0 ? "per chunk" : (std::to_string(r.bundle >> 20) + " MiB").c_str(), r.push1_s,
+        static_cast<unsigned long long>(r.push1_req), r.push2_s,
+        static_cast<unsigned long long>(r.push2_req), r.push2_uploaded / 1048576.0,
+        static_cast<unsigned long long>(r.registry_blobs), r.pull_s,
+        static_cast<unsigned long long>(r.pull_req), r.lazy_s,
+        static_cast<unsigned long long>(r.lazy_req),
+        r.lazy_wanted ? double(r.lazy_bytes) / double(r.lazy_wanted) : 0.0);
   }
   std::filesystem::remove_all(tmp);
   return 0;
