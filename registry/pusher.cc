@@ -30,19 +30,26 @@ void Remember(const RemoteBlobMap& map, KnownChunks* known) {
 }
 
 // The chunk maps of every lazyblob blob in the repository; `remote` gets id -> map.
+// Tags that look like lazyblob's but hold something else are skipped.
 Status LoadRepository(RegistryClient& client, KnownChunks* known,
                       std::unordered_map<std::string, RemoteBlobMap>* remote) {
   LB_ASSIGN_OR_RETURN(std::vector<std::string> tags, client.ListTags());
   BlobFetcher fetcher(&client);
   for (const std::string& tag : tags) {
     if (!IsBlobTag(tag)) continue;
-    auto manifest = client.GetManifest(tag);
-    if (!manifest.ok()) return manifest.status();
-    auto decoded = DecodeArtifactManifest(manifest->bytes);
-    if (!decoded.ok()) continue;  // someone else's artifact under a similar name
-    auto blob = fetcher.Resolve(decoded->blob_id);
-    if (!blob.ok())
+    Result<std::string> id = BlobIdForTag(tag);
+    if (!id.ok() && id.status().code() == StatusCode::kNotFound) {  // lbh-: id in the manifest
+      LB_ASSIGN_OR_RETURN(FetchedManifest manifest, client.GetManifest(tag));
+      auto decoded = DecodeArtifactManifest(manifest.bytes);
+      if (!decoded.ok() || TagForBlobId(decoded->blob_id) != tag) continue;
+      id = decoded->blob_id;
+    }
+    if (!id.ok()) continue;
+    auto blob = fetcher.Resolve(*id);
+    if (!blob.ok() && blob.status().code() == StatusCode::kMalformed) continue;
+    if (!blob.ok()) {
       return blob.status().WithContext("reading what " + client.ref().ToString() + " holds");
+    }
     Remember((*blob)->map, known);
     remote->emplace((*blob)->map.info.id, (*blob)->map);
   }

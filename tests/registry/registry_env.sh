@@ -53,38 +53,30 @@ free_port() {
   "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# wait_http URL [curl args...]: until the URL answers at all (any status), 20 s at most.
-wait_http() {
-  local url=$1 i
-  shift
-  for ((i = 0; i < 200; i++)); do
-    curl -s -o /dev/null "$@" "$url" && return 0
-    sleep 0.1
-  done
-  echo "registry_env: $url did not come up" >&2
-  return 1
-}
-
-# start_registry NAME [auth|tls]: sets ADDR=HOST:PORT. Not run in $(...): the pid must
-# reach PIDS in this shell.
+# start_registry NAME [auth|tls]: sets ADDR=HOST:PORT once it answers. Not run in $(...):
+# the pid must reach PIDS in this shell. free_port's port may be taken again before the
+# registry binds it (tests run in parallel): then it starts over on another port.
 start_registry() {
-  local name=$1 kind=${2:-} port dir extra=""
-  port=$(free_port)
+  local name=$1 kind=${2:-} port dir try i scheme=http curl_args=()
   dir=$TMP/$name
   mkdir -p "$dir/data"
+  local extra="" tls=""
   if [[ $kind == auth ]]; then
     extra="auth:
   htpasswd:
     realm: lazyblob-test
     path: $TMP/htpasswd"
   fi
-  local tls=""
   if [[ $kind == tls ]]; then
     tls="  tls:
     certificate: $TMP/tls/server.pem
     key: $TMP/tls/server.key"
+    scheme=https
+    curl_args=(--cacert "$TMP/tls/ca.pem")
   fi
-  cat >"$dir/config.yml" <<YAML
+  for ((try = 0; try < 5; try++)); do
+    port=$(free_port)
+    cat >"$dir/config.yml" <<YAML
 version: 0.1
 log:
   level: warn
@@ -99,9 +91,24 @@ http:
 $tls
 $extra
 YAML
-  "$REGISTRY" serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  PIDS+=($!)
-  ADDR="127.0.0.1:$port"
+    "$REGISTRY" serve "$dir/config.yml" >"$dir/log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for ((i = 0; i < 200; i++)); do
+      # Alive after answering: the answer came from this registry, not a port squatter.
+      if curl -s -o /dev/null "${curl_args[@]}" "$scheme://127.0.0.1:$port/v2/" &&
+        kill -0 "$pid" 2>/dev/null && ! grep -q "address already in use" "$dir/log"; then
+        ADDR="127.0.0.1:$port"
+        return 0
+      fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    echo "registry_env: registry $name did not come up on port $port:" >&2
+    tail -n 3 "$dir/log" >&2
+  done
+  return 1
 }
 
 # start_proxy MODE UPSTREAM_HOSTPORT [args]: sets ADDR=HOST:PORT once it listens.
@@ -142,9 +149,6 @@ make_tls
 start_registry plain && LB_REG_PLAIN=$ADDR
 start_registry auth auth && LB_REG_AUTH=$ADDR
 start_registry tls tls && LB_REG_TLS=$ADDR
-wait_http "http://$LB_REG_PLAIN/v2/"
-wait_http "http://$LB_REG_AUTH/v2/"
-wait_http "https://$LB_REG_TLS/v2/" --cacert "$TMP/tls/ca.pem"
 
 auth_json() {  # host user password
   printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$1" "$(printf '%s:%s' "$2" "$3" | base64 -w0)"
