@@ -125,14 +125,17 @@ Result<RemoteBlobMap> DecodeChunkMap(std::span<const std::uint8_t> bytes) {
   m.info.size = r.U64();
   auto sha = r.Bytes(32);
   auto params = r.Bytes(13);
-  r.Bytes(3);
+  auto zero1 = r.Bytes(3);
   m.info.created_unix_s = static_cast<std::int64_t>(r.U64());
   const std::uint32_t n = r.U32();
   const std::uint32_t b = r.U32();
   const std::uint16_t id_len = r.U16();
-  r.U16();
+  const std::uint16_t zero2 = r.U16();
   auto id = r.Bytes(id_len);
   if (r.failed()) return Bad("truncated header");
+  if (zero1[0] != 0 || zero1[1] != 0 || zero1[2] != 0 || zero2 != 0) {
+    return Bad("reserved header bytes are not zero");
+  }
   std::memcpy(m.info.sha256.data(), sha.data(), 32);
   auto chunker = DecodeChunkerParams(params);
   if (!chunker.ok()) return Bad("bad chunker parameters");
@@ -158,11 +161,12 @@ Result<RemoteBlobMap> DecodeChunkMap(std::span<const std::uint8_t> bytes) {
     std::memcpy(c.key.bytes.data(), r.Bytes(16).data(), 16);
     std::memcpy(c.sha256.data(), r.Bytes(32).data(), 32);
     const std::uint8_t codec = r.U8();
-    r.Bytes(3);
+    auto zero = r.Bytes(3);
     c.bundle = r.U32();
     c.offset = r.U64();
     const std::string at = "chunk " + std::to_string(i) + ": ";
     if (codec > 1) return Bad(at + "unknown codec " + std::to_string(codec));
+    if (zero[0] != 0 || zero[1] != 0 || zero[2] != 0) return Bad(at + "reserved bytes not zero");
     c.codec = static_cast<Codec>(codec);
     const bool last = i + 1 == n;
     if (c.raw_len == 0 || c.raw_len > max_len || (!last && c.raw_len % kBlockSize != 0)) {

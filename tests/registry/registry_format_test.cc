@@ -157,6 +157,12 @@ TEST(RegistryChunkMap, EveryTruncationAndInconsistencyIsMalformed) {
   std::vector<std::uint8_t> codec = v;
   codec[84 + 6 + 2 * kChunkMapBundleBytes + 56] = 7;
   EXPECT_EQ(DecodeChunkMap(codec).status().code(), StatusCode::kMalformed);
+  for (std::size_t reserved :
+       {std::size_t{61}, std::size_t{82}, 84 + 6 + 2 * kChunkMapBundleBytes + 57}) {
+    std::vector<std::uint8_t> r = v;
+    r[reserved] = 1;
+    EXPECT_EQ(DecodeChunkMap(r).status().code(), StatusCode::kMalformed) << reserved;
+  }
   std::vector<std::uint8_t> version = v;
   version[4] = 2;
   EXPECT_EQ(DecodeChunkMap(version).status().code(), StatusCode::kMalformed);
