@@ -5,8 +5,10 @@
 // idempotent requests are retried a bounded number of times with jittered exponential
 // backoff.
 //
-// The client never logs; statuses it returns name the method and URL but never request
-// headers, so credentials sent in headers do not leak into messages.
+// Redirects are followed (registries send blob GETs to object storage); libcurl does not
+// pass the Authorization header on to another host. The client never logs; statuses it returns name
+// the method and URL but never request headers, so credentials sent in headers do not leak into
+// messages.
 //
 // Thread-safety: Send() and stats() are thread-safe; many threads may send at once (each
 // request uses its own easy handle). The client must outlive its calls.

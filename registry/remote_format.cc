@@ -77,6 +77,14 @@ std::vector<ChunkExtent> RemoteBlobMap::Extents() const {
   return out;
 }
 
+std::shared_ptr<const BlobMap> RemoteBlobMap::ToBlobMap() const {
+  auto map = std::make_shared<BlobMap>();
+  map->id = info.id;
+  map->size = info.size;
+  map->extents = Extents();
+  return map;
+}
+
 std::vector<std::uint8_t> EncodeChunkMap(const RemoteBlobMap& m) {
   std::vector<std::uint8_t> v;
   v.reserve(kChunkMapHeaderBytes + m.info.id.size() + m.bundles.size() * kChunkMapBundleBytes +

@@ -8,6 +8,7 @@
 #define LAZYBLOB_REGISTRY_REMOTE_FORMAT_H_
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -61,8 +62,11 @@ struct RemoteBlobMap {
   std::vector<RemoteBundle> bundles;  // in the manifest's layer order (after the map)
   std::vector<RemoteChunk> chunks;    // one per extent, in blob order
 
-  // The blob's extents (offsets are the running sum of raw lengths).
+  // The blob's extents (offsets are the running sum of raw lengths). Extent i is chunk i:
+  // BlobMap::Covering() of a READ gives the indexes to fetch.
   std::vector<ChunkExtent> Extents() const;
+  // The map the request engine serves from (core/chunk_source.h).
+  std::shared_ptr<const BlobMap> ToBlobMap() const;
 };
 
 // Chunk map blob bytes, little-endian, FORMAT.md "Chunk map".

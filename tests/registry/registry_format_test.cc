@@ -136,6 +136,9 @@ TEST(RegistryChunkMap, EncodingIsPinnedByteForByte) {
   EXPECT_EQ(back.bundles[1].digest, "sha256:" + std::string(64, 'f'));
   EXPECT_EQ(back.chunks[0].offset, 4000u);
   EXPECT_EQ(back.Extents()[1].blob_offset, 8192u);
+  const auto blob_map = back.ToBlobMap();
+  EXPECT_EQ(blob_map->size, back.info.size);
+  EXPECT_EQ(blob_map->Covering(8000, 500), std::make_pair(std::size_t{0}, std::size_t{2}));
 }
 
 TEST(RegistryChunkMap, EveryTruncationAndInconsistencyIsMalformed) {
