@@ -16,6 +16,7 @@
 #   LB_PROXY_NORANGE    HOST:PORT  -> LB_REG_PLAIN, drops Range headers (200 full bodies)
 #   LB_PROXY_FLIP       HOST:PORT  -> LB_REG_PLAIN, flips a byte in every 206 body
 #   LB_PROXY_HANG       HOST:PORT  accepts connections, never answers
+#   LB_PROXY_FLAKY      HOST:PORT  -> LB_REG_PLAIN, every other request answered 503
 #   LB_PROXY_BEARER     HOST:PORT  -> LB_REG_PLAIN behind the Bearer token flow; the
 #                       token service takes the credentials in LB_REG_AUTH_FILE
 #   LB_REG_DOWN         HOST:PORT  nothing listens there
@@ -164,6 +165,7 @@ auth_json "$LB_REG_AUTH" "$USER_NAME" "wrong-$PASSWORD" >"$TMP/badauth.json"
 start_proxy strip-range "$LB_REG_PLAIN" && LB_PROXY_NORANGE=$ADDR
 start_proxy flip "$LB_REG_PLAIN" && LB_PROXY_FLIP=$ADDR
 start_proxy hang "$LB_REG_PLAIN" && LB_PROXY_HANG=$ADDR
+start_proxy flaky "$LB_REG_PLAIN" && LB_PROXY_FLAKY=$ADDR
 LB_REG_DOWN=127.0.0.1:$(free_port)
 LB_PROXY_SLOW=""
 if [[ -n ${REGISTRY_ENV_SLOW_RTT_MS:-} ]]; then
@@ -172,7 +174,7 @@ if [[ -n ${REGISTRY_ENV_SLOW_RTT_MS:-} ]]; then
   LB_PROXY_SLOW=$ADDR
 fi
 
-export LB_REG_PLAIN LB_REG_AUTH LB_REG_TLS LB_PROXY_NORANGE LB_PROXY_FLIP LB_PROXY_HANG \
+export LB_REG_PLAIN LB_REG_AUTH LB_REG_TLS LB_PROXY_NORANGE LB_PROXY_FLIP LB_PROXY_HANG LB_PROXY_FLAKY \
   LB_PROXY_BEARER LB_REG_DOWN LB_PROXY_SLOW
 export LB_REG_AUTH_FILE=$TMP/auth.json LB_REG_BADAUTH_FILE=$TMP/badauth.json
 export LB_REG_CA=$TMP/tls/ca.pem LB_REG_LOG_PLAIN=$TMP/plain/log LB_REG_TMP=$TMP/scratch

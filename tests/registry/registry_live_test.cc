@@ -340,6 +340,28 @@ TEST_F(RegistryLive, RegistryDownIsABoundedIoError) {
   }
 }
 
+TEST_F(RegistryLive, FiveHundredsAreRetriedWithBackoff) {
+  Push(*Client(Env("LB_REG_PLAIN")), {"app:v1"});
+  auto flaky = Client(Env("LB_PROXY_FLAKY"), false);  // every other answer is a 503
+  auto dst = OpenStore(tmp_ / "dst");
+  ASSERT_OK_AND_ASSIGN(PullResult r, PullBlob(*flaky, *dst, "app:v1", PullOptions{}));
+  EXPECT_GT(flaky->stats().retries, 0u);
+  ExpectExport(*dst, "app:v1", v1_);
+  // Without retries the first 503 is the answer: a one-line IoError naming it.
+  RegistryOptions o;
+  o.ref = RegistryRef::Parse("http://" + Env("LB_PROXY_FLAKY") + "/" + repo_).value();
+  o.http.max_attempts = 1;
+  auto once = RegistryClient::Open(o).value();
+  const std::string digest(kEmptyConfigDigest);
+  const Status first = once->HasBlob(digest).status();  // one request each
+  const Status second = once->HasBlob(digest).status();
+  // The proxy alternates: exactly one of two calls hits the 503.
+  EXPECT_NE(first.ok(), second.ok()) << first.ToString() << " / " << second.ToString();
+  const Status& failed = first.ok() ? second : first;
+  EXPECT_EQ(failed.code(), StatusCode::kIoError);
+  EXPECT_NE(failed.message().find("HTTP 503"), std::string::npos) << failed.message();
+}
+
 TEST_F(RegistryLive, ManyThreadsShareOneClientAndFetcher) {
   auto c = Client(Env("LB_REG_PLAIN"), false);
   Push(*Client(Env("LB_REG_PLAIN")), {"app:v1", "app:v2"}, 256 << 10);

@@ -8,6 +8,7 @@ Modes:
   strip-range drop the Range header, so the registry answers 200 with the whole blob
   flip        flip one byte in the middle of every 206 (ranged) blob response body
   hang        accept connections and never answer
+  flaky       answer every other request with 503 Service Unavailable (clients must retry)
   bearer      demand "Authorization: Bearer <token>"; answer 401 with a Bearer challenge
               naming /token on this proxy, which issues the token for Basic credentials
               --user/--password (the registry token flow)
@@ -28,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ARGS = None
 STATS = {"requests": 0, "range_requests": 0, "by_method": {}, "bytes_out": 0}
 STATS_LOCK = threading.Lock()
+FLAKY = {"n": 0}
 TOKEN = "lazyblob-test-token-7f3a"
 
 
@@ -98,6 +100,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        if ARGS.mode == "flaky":
+            with STATS_LOCK:
+                FLAKY["n"] += 1
+                fail = FLAKY["n"] % 2 == 1
+            if fail:
+                note(self.command, False, 0)
+                self._reply(503, [("Content-Type", "text/plain")], b"try again\n")
+                return
         if ARGS.mode == "bearer" and not self._bearer_gate():
             note(self.command, False, 0)
             return
@@ -142,7 +152,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--upstream", required=True)
     p.add_argument("--mode", default="pass",
-                   choices=["pass", "strip-range", "flip", "hang", "bearer"])
+                   choices=["pass", "strip-range", "flip", "hang", "bearer", "flaky"])
     p.add_argument("--port-file", required=True)
     p.add_argument("--stats-file")
     p.add_argument("--rtt-ms", type=float, default=0)
