@@ -178,6 +178,20 @@ check "registry not answering: store empty" store_is_empty "$W/sdown"
 run refused --store "$W/sdown" ls --registry "http://$LB_REG_DOWN/cli/app" --retries 0
 check "registry down: exit 3" test "$(rc refused)" = 3
 
+# --- kill -9 during a pull: the store verifies, holds no blob, and a new pull completes --
+"$LB" --store "$W/scrash" pull --registry "http://$LB_PROXY_SLOW/cli/app" app:v1 \
+  --parallel 1 --max-request 256K >/dev/null 2>&1 &
+pull_pid=$!
+sleep 1.5
+kill -9 "$pull_pid" 2>/dev/null
+wait "$pull_pid"
+check "kill -9 hit the pull while it ran" test $? = 137
+check "after kill -9: the store verifies" "$LB" --store "$W/scrash" verify --no-progress
+check "after kill -9: no blob, no chunk" store_is_empty "$W/scrash"
+run repull --store "$W/scrash" pull --registry "$REG" app:v1
+"$LB" --store "$W/scrash" export app:v1 "$W/crash.img" >/dev/null 2>&1
+check "after kill -9: a new pull is byte-identical" cmp -s "$W/v1.img" "$W/crash.img"
+
 # --- credentials never appear in any output -------------------------------------------
 password=$("$PYTHON" -c 'import json,sys,base64; a=json.load(open(sys.argv[1]))["auths"]; print(base64.b64decode(next(iter(a.values()))["auth"]).decode().split(":",1)[1])' "$LB_REG_AUTH_FILE")
 check "no password or auth blob in any output" \

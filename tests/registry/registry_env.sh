@@ -20,9 +20,9 @@
 #   LB_PROXY_BEARER     HOST:PORT  -> LB_REG_PLAIN behind the Bearer token flow; the
 #                       token service takes the credentials in LB_REG_AUTH_FILE
 #   LB_REG_DOWN         HOST:PORT  nothing listens there
-#   LB_PROXY_SLOW       HOST:PORT  -> LB_REG_PLAIN with REGISTRY_ENV_SLOW_RTT_MS of round
-#                       trip and REGISTRY_ENV_SLOW_MBIT of bandwidth per request (only
-#                       when REGISTRY_ENV_SLOW_RTT_MS is set; for benchmarks)
+#   LB_PROXY_SLOW       HOST:PORT  -> LB_REG_PLAIN with REGISTRY_ENV_SLOW_RTT_MS (default 0)
+#                       of round trip and REGISTRY_ENV_SLOW_MBIT (default 16) of bandwidth
+#                       per request
 #   LB_REG_LOG_PLAIN    the plain registry's log (access log lines)
 #   LB_REG_TMP          a scratch directory removed afterwards
 # Exits with COMMAND's status; 77 (ctest "skipped") when docker-registry is missing.
@@ -167,12 +167,9 @@ start_proxy flip "$LB_REG_PLAIN" && LB_PROXY_FLIP=$ADDR
 start_proxy hang "$LB_REG_PLAIN" && LB_PROXY_HANG=$ADDR
 start_proxy flaky "$LB_REG_PLAIN" && LB_PROXY_FLAKY=$ADDR
 LB_REG_DOWN=127.0.0.1:$(free_port)
-LB_PROXY_SLOW=""
-if [[ -n ${REGISTRY_ENV_SLOW_RTT_MS:-} ]]; then
-  start_proxy pass "$LB_REG_PLAIN" --rtt-ms "$REGISTRY_ENV_SLOW_RTT_MS" \
-    --mbit "${REGISTRY_ENV_SLOW_MBIT:-0}"
-  LB_PROXY_SLOW=$ADDR
-fi
+start_proxy pass "$LB_REG_PLAIN" --rtt-ms "${REGISTRY_ENV_SLOW_RTT_MS:-0}" \
+  --mbit "${REGISTRY_ENV_SLOW_MBIT:-16}"
+LB_PROXY_SLOW=$ADDR
 
 export LB_REG_PLAIN LB_REG_AUTH LB_REG_TLS LB_PROXY_NORANGE LB_PROXY_FLIP LB_PROXY_HANG LB_PROXY_FLAKY \
   LB_PROXY_BEARER LB_REG_DOWN LB_PROXY_SLOW
