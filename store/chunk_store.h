@@ -41,6 +41,7 @@
 #include "core/status.h"
 #include "store/blob_lease.h"
 #include "store/chunker.h"
+#include "store/pack_format.h"
 
 namespace lazyblob {
 
@@ -96,6 +97,29 @@ struct BlobInfo {
   Sha256Digest sha256{};  // of the whole blob
   std::int64_t created_unix_s = 0;
 };
+
+// One chunk as a pack record keeps it: what `lazyblob push` uploads and what chunks
+// fetched from elsewhere (a registry) are inserted as. Codec values are FORMAT.md's.
+struct StoredChunk {
+  ChunkKey key;           // XXH3-128 of the raw bytes
+  Sha256Digest sha256{};  // of the raw bytes
+  Codec codec = Codec::kRaw;
+  std::uint32_t raw_len = 0;          // uncompressed bytes
+  std::vector<std::uint8_t> payload;  // raw bytes, or one zstd frame of raw_len bytes
+};
+
+struct PutChunksResult {
+  std::uint64_t new_chunks = 0;        // chunks the store did not have
+  std::uint64_t new_stored_bytes = 0;  // pack bytes written for them (records included)
+};
+
+// Hands chunks to ImportChunkedBlob; thread-safe (it may be called from many threads at
+// once). A chunk that fails verification is kCorruption and is never stored.
+using ChunkSink = std::function<Status(StoredChunk chunk)>;
+// Supplies the chunks ImportChunkedBlob lacks: must pass each key of `missing` to `sink`
+// (in any order, from any threads) before it returns OK.
+using ChunkSupplier =
+    std::function<Status(const std::vector<ChunkExtent>& missing, const ChunkSink& sink)>;
 
 struct StoreStats {
   std::uint64_t blobs = 0;
@@ -187,6 +211,36 @@ class ChunkStore final : public ChunkSource {
   //  - disk full: kNoSpace, the store left as it was.
   Result<ImportResult> ImportBlob(const std::string& path, const ImportOptions& options,
                                   const ImportProgress& progress = {});
+
+  // Verifies a chunk that came from outside the store: the payload decodes to raw_len bytes
+  // whose XXH3-128 is `key` and whose SHA-256 is `sha256`. kCorruption naming the key
+  // otherwise. `raw` (optional) receives the decoded bytes.
+  static Status VerifyStoredChunk(const StoredChunk& chunk, std::vector<std::byte>* raw = nullptr);
+
+  // The chunk's record as stored (codec and payload), after checking it decodes to bytes
+  // matching its key and SHA-256: corrupt bytes never leave the store. kNotFound when
+  // the key is unknown, kCorruption when the record does not verify.
+  Result<StoredChunk> ReadStoredChunk(const ChunkKey& key);
+
+  // Writer only. Adds chunks that came from elsewhere, each verified first
+  // (VerifyStoredChunk). Chunks already stored with the same SHA-256 are skipped; the same
+  // key with another SHA-256 is kCorruption. All or nothing: appended and fsynced, then one
+  // index batch; on failure the store is left as it was. No blob refers to them yet (gc
+  // removes them unless a blob does by then).
+  Result<PutChunksResult> PutChunks(std::span<const StoredChunk> chunks);
+
+  // Writer only. Adds blob `info.id` with the chunk map `extents` (contiguous from 0,
+  // lengths as ImportBlob makes them), asking `supply` for the chunks the store lacks.
+  // One transaction, like ImportBlob: every supplied chunk is verified, the blob's bytes
+  // (read back in order) must hash to info.sha256, then the chunks and the blob commit
+  // together; on any failure nothing is left in the store. info.size, info.chunker and
+  // info.sha256 must be set; created_unix_s is the time of this call.
+  //  - same id + same content: OK with already_present, supply not called;
+  //  - same id + other content: kAlreadyExists;
+  //  - a map that does not cover the blob, a missing chunk, a bad blob hash: kCorruption.
+  Result<ImportResult> ImportChunkedBlob(const BlobInfo& info,
+                                         const std::vector<ChunkExtent>& extents,
+                                         const ChunkSupplier& supply);
 
   Result<std::vector<BlobInfo>> ListBlobs();  // sorted by id
   Result<BlobInfo> GetBlob(std::string_view blob_id);

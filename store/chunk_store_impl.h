@@ -43,6 +43,9 @@ class ChunkStore::Impl {
 
   Result<ImportResult> Import(const std::string& path, const ImportOptions& options,
                               const ImportProgress& progress);
+  Result<PutChunksResult> PutChunks(std::span<const StoredChunk> chunks);
+  Result<ImportResult> ImportChunked(const BlobInfo& info, const std::vector<ChunkExtent>& extents,
+                                     const ChunkSupplier& supply);
   Result<VerifyReport> Verify(const std::optional<std::string>& blob_id,
                               const VerifyProgress& progress);
   Status Export(std::string_view blob_id, int out_fd);

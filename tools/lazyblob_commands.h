@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "store/chunk_store.h"
@@ -48,6 +49,18 @@ struct StatFlags {
   std::string output;  // --prometheus only: write here atomically instead of stdout
 };
 
+// Flags of the verbs that talk to a registry (push, pull, ls --registry).
+struct RegistryFlags {
+  std::string registry;   // "[http://]HOST[:PORT]/REPO"; empty for a local ls
+  std::string auth_file;  // docker config.json; "" = $DOCKER_CONFIG or ~/.docker, if present
+  std::string ca_file;    // PEM CA bundle for TLS; "" = the system's
+  double timeout_s = 60;  // per HTTP request attempt
+  int retries = 3;        // extra attempts after a transport failure or 5xx
+  std::string bundle_size = "8M";  // push: bundle blob target; 0 = one blob per chunk
+  int parallel = 4;                // pull: Range GETs in flight
+  std::string max_request = "8M";  // pull: bytes one Range GET may cover
+};
+
 ExitCode RunInit(const GlobalFlags& g);
 ExitCode RunImport(const GlobalFlags& g, const ImportFlags& f);
 ExitCode RunLs(const GlobalFlags& g);
@@ -57,6 +70,9 @@ ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id);
 ExitCode RunRm(const GlobalFlags& g, const std::string& id);
 ExitCode RunGc(const GlobalFlags& g, bool dry_run);
 ExitCode RunRebuildIndex(const GlobalFlags& g);
+ExitCode RunPush(const GlobalFlags& g, const RegistryFlags& r, const std::vector<std::string>& ids);
+ExitCode RunPull(const GlobalFlags& g, const RegistryFlags& r, const std::string& id);
+ExitCode RunLsRegistry(const GlobalFlags& g, const RegistryFlags& r);
 
 // Shared by the verbs (lazyblob_commands.cc).
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tools/lazyblob_atomic_file.h"
 #include "tools/lazyblob_commands.h"
@@ -32,8 +33,10 @@ struct Flags {
   ImportFlags import;
   ExportFlags exp;
   StatFlags stat;
-  std::string id;  // rm, verify
+  std::string id;  // rm, verify, pull
   bool dry_run = false;
+  RegistryFlags registry;
+  std::vector<std::string> ids;  // push
 };
 
 CLI::Option* AddOutputFlags(CLI::App* sub, Flags& f, bool has_progress) {
@@ -104,6 +107,73 @@ CLI::App* AddStat(CLI::App& app, Flags& f) {
   return sub;
 }
 
+constexpr const char* kRegistryHelp =
+    "\nRegistry: HOST[:PORT]/REPO is HTTPS with certificate verification (--ca-file adds a\n"
+    "CA); http://HOST[:PORT]/REPO is plain HTTP, used only when written so.\n"
+    "Credentials: the registry's entry in the \"auths\" of a docker config.json: --auth-file,\n"
+    "else $DOCKER_CONFIG/config.json or ~/.docker/config.json when present. Never printed.\n"
+    "Registry failures: exit 2 for wrong credentials (401/403), an unknown blob or\n"
+    "repository (404) or an untrusted certificate; exit 1 for a chunk, map or manifest that\n"
+    "fails verification; exit 3 when the registry cannot be reached (after --retries).\n";
+
+void AddRegistryFlags(CLI::App* sub, RegistryFlags& r, bool required) {
+  CLI::Option* reg = sub->add_option("--registry", r.registry,
+                                     "[http://]HOST[:PORT]/REPO: the repository to talk to");
+  if (required) reg->required();
+  sub->add_option("--auth-file", r.auth_file,
+                  "docker config.json with the registry's credentials (\"auths\" section)");
+  sub->add_option("--ca-file", r.ca_file,
+                  "PEM file of CA certificates to verify the registry with");
+  sub->add_option("--timeout", r.timeout_s, "Seconds one HTTP request may take (default 60)");
+  sub->add_option("--retries", r.retries,
+                  "Extra attempts after a connection failure, timeout or 5xx, with jittered "
+                  "backoff (default 3)");
+}
+
+void AddRegistryVerbs(CLI::App& app, Flags& f,
+                      std::map<CLI::App*, std::function<ExitCode()>>& run) {
+  Flags* fp = &f;
+  CLI::App* push = app.add_subcommand(
+      "push",
+      "Publish blobs ID... from the store to an OCI registry: chunk bytes go up in bundle "
+      "blobs, each blob's chunk map and manifest under tag lb-<escaped id> "
+      "(registry/FORMAT.md). Only chunks the repository does not hold yet are uploaded.");
+  push->add_option("ID", f.ids, "Blob ids to publish")->required();
+  AddRegistryFlags(push, f.registry, true);
+  push->add_option("--bundle-size", f.registry.bundle_size,
+                   "Close a bundle blob once it holds this many bytes (default 8M; 0 = one "
+                   "registry blob per chunk)");
+  AddOutputFlags(push, f, true);
+  push->footer(Footer(
+      "  lazyblob push --registry registry.example.com/lazy app-v1 app-v2\n"
+      "  lazyblob push --registry http://127.0.0.1:5000/lazy app-v2 --json\n"
+      "JSON keys: registry, uploaded_bytes, skipped_bytes, http_requests, blobs[]: id, tag,\n"
+      "manifest_digest, size, chunks, uploaded_chunks, uploaded_bytes, skipped_chunks,\n"
+      "skipped_bytes, bundles_uploaded, map_bytes, already_present.\n" +
+      std::string(kRegistryHelp)));
+  run[push] = [fp] { return RunPush(fp->global, fp->registry, fp->ids); };
+
+  CLI::App* pull = app.add_subcommand(
+      "pull",
+      "Bring blob ID from an OCI registry into the store (pre-warming, air-gapped nodes): "
+      "fetch the chunks the store lacks with coalesced Range requests, verify each, then "
+      "record the blob. All or nothing. Creates the store if its directory is missing or empty.");
+  pull->add_option("ID", f.id, "The blob id")->required();
+  AddRegistryFlags(pull, f.registry, true);
+  pull->add_option("--parallel", f.registry.parallel, "Range requests in flight (default 4)")
+      ->check(CLI::Range(1, 64));
+  pull->add_option("--max-request", f.registry.max_request,
+                   "Bytes one Range request may cover (default 8M)");
+  AddOutputFlags(pull, f, true);
+  pull->footer(Footer(
+      "  lazyblob --store /srv/lb pull --registry registry.example.com/lazy app-v1\n"
+      "  lazyblob pull --registry http://127.0.0.1:5000/lazy app-v2 --auth-file auth.json --json\n"
+      "JSON keys: id, registry, manifest_digest, size, chunks, fetched_chunks, fetched_bytes,\n"
+      "requests, range_ignored, stored_bytes, already_present, created_store.\n" +
+      std::string(kRegistryHelp)));
+  run[pull] = [fp] { return RunPull(fp->global, fp->registry, fp->id); };
+}
+
 void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCode()>>& run) {
   Flags* fp = &f;
   CLI::App* init =
@@ -116,13 +186,23 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
 
   run[AddImport(app, f)] = [fp] { return RunImport(fp->global, fp->import); };
 
-  CLI::App* ls = app.add_subcommand("ls", "List the blobs: id, size, chunks, creation time.");
+  CLI::App* ls = app.add_subcommand(
+      "ls",
+      "List the blobs: id, size, chunks, creation time. With --registry: the lazyblob blobs "
+      "a registry repository holds.");
   AddOutputFlags(ls, f, false);
-  ls->footer(
-      Footer("  lazyblob ls\n  lazyblob ls --json | jq -r '.blobs[].id'\n"
-             "JSON: {\"blobs\": [{id, size, chunks, chunker, sha256, created, "
-             "created_unix_s}]}\n"));
-  run[ls] = [fp] { return RunLs(fp->global); };
+  AddRegistryFlags(ls, f.registry, false);
+  ls->footer(Footer(
+      "  lazyblob ls\n  lazyblob ls --json | jq -r '.blobs[].id'\n"
+      "  lazyblob ls --registry registry.example.com/lazy\n"
+      "JSON: {\"blobs\": [{id, size, chunks, chunker, sha256, created, created_unix_s}]}\n"
+      "With --registry: {\"registry\", \"blobs\": [{id, tag, size, chunks, sha256, created,\n"
+      "manifest_digest}]}\n" +
+      std::string(kRegistryHelp)));
+  run[ls] = [fp] {
+    return fp->registry.registry.empty() ? RunLs(fp->global)
+                                         : RunLsRegistry(fp->global, fp->registry);
+  };
 
   run[AddStat(app, f)] = [fp] { return RunStat(fp->global, fp->stat); };
 
@@ -176,6 +256,7 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
   AddOutputFlags(rebuild, f, true);
   rebuild->footer(Footer("  lazyblob rebuild-index\n"));
   run[rebuild] = [fp] { return RunRebuildIndex(fp->global); };
+  AddRegistryVerbs(app, f, run);
 }
 
 // The verb being parsed when CLI11 failed, for the error line.
@@ -230,7 +311,7 @@ int Main(int argc, char** argv) {
     if (auto unknown = UnknownVerb(app, argc, argv)) {
       std::fprintf(stderr,
                    "lazyblob: usage: unknown verb '%s' (verbs: init, import, ls, stat, export, "
-                   "verify, rm, gc, rebuild-index; see 'lazyblob --help')\n",
+                   "verify, rm, gc, rebuild-index, push, pull; see 'lazyblob --help')\n",
                    unknown->c_str());
       return kExitBadInput;
     }

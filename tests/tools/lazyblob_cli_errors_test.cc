@@ -205,5 +205,35 @@ TEST_F(CliErrorsTest, BadUsageIsExit2) {
   ExpectBadInput(Lb({"import", "x", "--zstd-level", "99"}), "import", "zstd-level");
 }
 
+TEST_F(CliErrorsTest, RegistryFlagsAreCheckedBeforeAnythingIsSent) {
+  // Nothing listens on port 1: any of these would be exit 3 if they reached the network.
+  const std::string reg = "http://127.0.0.1:1/repo";
+  EXPECT_EQ(Lb({"push", "a"}).exit_code, 2);  // --registry is required
+  EXPECT_EQ(Lb({"pull", "a"}).exit_code, 2);
+  ExpectBadInput(Lb({"pull", "--registry", "127.0.0.1:1", "a"}), "pull", "HOST[:PORT]/REPOSITORY");
+  ExpectBadInput(Lb({"pull", "--registry", "h/Upper", "a"}), "pull", "lower-case");
+  ExpectBadInput(Lb({"push", "--registry", reg, "a,b"}), "push", "','");
+  ExpectBadInput(Lb({"pull", "--registry", reg, "a", "--max-request", "12Q"}), "pull",
+                 "--max-request");
+  ExpectBadInput(Lb({"push", "--registry", reg, "a", "--bundle-size", "1.5M"}), "push",
+                 "--bundle-size");
+  ExpectBadInput(Lb({"ls", "--registry", reg, "--auth-file", (dir_ / "none.json").string()}), "ls",
+                 "none.json");
+  ExpectBadInput(Lb({"ls", "--registry", reg, "--ca-file", (dir_ / "none.pem").string()}), "ls",
+                 "none.pem");
+  ExpectBadInput(Lb({"ls", "--registry", reg, "--timeout", "0"}), "ls", "--timeout");
+  const fs::path bad_auth = File("auth.json", R"({"auths": {"127.0.0.1:1": {"auth": "%%%"}}})");
+  RunResult r = Lb({"ls", "--registry", reg, "--auth-file", bad_auth.string()});
+  ExpectBadInput(r, "ls", "auth.json");
+  EXPECT_EQ(r.err.find("%%%"), std::string::npos) << r.err;
+  EXPECT_EQ(Lb({"pull", "--registry", reg, "a", "--parallel", "0"}).exit_code, 2);
+  // A well-formed pull to a closed port: exit 3, one line, bounded by --retries.
+  RunResult down = Lb({"pull", "--registry", reg, "a", "--retries", "1", "--json"});
+  EXPECT_EQ(down.exit_code, 3) << down.err;
+  EXPECT_EQ(down.ErrLines().size(), 1u) << down.err;
+  EXPECT_NE(down.err.find("2 attempts"), std::string::npos) << down.err;
+  EXPECT_EQ(down.Json()["error"]["code"], "IoError");
+}
+
 }  // namespace
 }  // namespace lazyblob::testing

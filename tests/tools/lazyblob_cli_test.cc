@@ -193,13 +193,19 @@ TEST_F(CliTest, HelpOfEveryVerbExitsZeroAndTeachesItsOptions) {
       {"import",
        {"--id", "--chunker", "--avg-chunk", "--min-chunk", "--max-chunk", "--zstd-level", "--json",
         "--no-progress", "Examples", "Exit status"}},
-      {"ls", {"--json", "Examples"}},
+      {"ls", {"--json", "--registry", "Examples"}},
       {"stat", {"--json", "--prometheus", "--output", "Examples"}},
       {"export", {"ID", "FILE", "--json", "--no-progress", "Examples"}},
       {"verify", {"ID", "--json", "--no-progress", "Examples"}},
       {"rm", {"ID", "--json", "Examples"}},
       {"gc", {"--dry-run", "--json", "Examples"}},
       {"rebuild-index", {"--json", "Examples"}},
+      {"push",
+       {"ID", "--registry", "--auth-file", "--ca-file", "--timeout", "--retries", "--bundle-size",
+        "--json", "--no-progress", "Examples", "http://"}},
+      {"pull",
+       {"ID", "--registry", "--auth-file", "--ca-file", "--timeout", "--retries", "--parallel",
+        "--max-request", "--json", "--no-progress", "Examples", "http://"}},
   };
   for (const auto& [verb, words] : verbs) {
     RunResult r = RunProcess({LAZYBLOB_BIN, verb, "--help"}, dir_);
