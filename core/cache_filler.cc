@@ -233,6 +233,7 @@ void CacheFiller::WriteGroup(const FillRequest& request, std::size_t begin, std:
                              bool use_cache, std::vector<std::size_t>* failed) {
   CacheFile& file = *request.file;
   const BlobMap& map = file.map();
+  source_->WillRead(std::span(map.extents).subspan(begin, end - begin));
   Batch batch(*this, request, failed);
   for (std::size_t i = begin; i < end; ++i) {
     const bool demand = i < request.demand_end;

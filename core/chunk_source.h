@@ -110,6 +110,12 @@ class ChunkSource {
   // a null pointer must cost nothing measurable.
   virtual Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out,
                            ChunkReadTimings* timings) = 0;
+  // A hint: this thread is about to ReadChunk these extents of one blob, in this order (a
+  // run of consecutive chunks the CacheFiller writes with one pwritev). A source that
+  // fetches from far away (a registry) can fetch them together; a local store ignores it.
+  // Borrowed for the call only; never required for correctness.
+  virtual void WillRead(std::span<const ChunkExtent> extents) {}
+
   // Untimed. Implementations add `using ChunkSource::ReadChunk;` to keep it visible.
   Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out) {
     return ReadChunk(extent, out, nullptr);

@@ -256,6 +256,7 @@ void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) 
     Log(LogLevel::kWarn, "OPEN reused live object id " + std::to_string(message.object_id));
     filler_.Close(*replaced->file);
     stats_->OpenObjects(-1, replaced->file->map().id);
+    replaced.reset();  // its hold goes now, not after the reply
   }
   stats_->OpenObjects(+1, blob_id);
   Status st = pending.Reply(static_cast<std::int64_t>(size));

@@ -169,7 +169,8 @@ Result<PushResult> PushBlobs(RegistryClient& client, ChunkStore& store,
   std::uint64_t total = 0;
   for (const std::string& id : ids) {
     LB_ASSIGN_OR_RETURN(BlobInfo info, store.GetBlob(id));
-    LB_ASSIGN_OR_RETURN(auto map, store.OpenBlob(id));
+    LB_ASSIGN_OR_RETURN(OpenedBlob opened, store.OpenBlob(id));
+    std::shared_ptr<const BlobMap> map = std::move(opened.map);
     total += info.size;
     blobs.emplace_back(std::move(info), std::move(map));
   }

@@ -107,6 +107,17 @@ TEST_F(CacheFillerTest, FillRangeCoversTheRangeAndRampsTheWindowForSequentialRea
   EXPECT_FALSE(ChunkPresent(43));
 }
 
+TEST_F(CacheFillerTest, EachGroupIsAnnouncedToTheSourceBeforeItIsRead) {
+  const auto keys = MakeBlob(20);
+  ASSERT_TRUE(filler_->Fill(Request(0, 20, 20)).ok());
+  auto hints = source_.hints();
+  std::sort(hints.begin(), hints.end());
+  // Groups of 16 chunks (1 MiB of 64 KiB chunks), then the rest.
+  ASSERT_EQ(hints.size(), 2u);
+  EXPECT_EQ(hints[0], std::vector<ChunkKey>(keys.begin(), keys.begin() + 16));
+  EXPECT_EQ(hints[1], std::vector<ChunkKey>(keys.begin() + 16, keys.end()));
+}
+
 TEST_F(CacheFillerTest, CorruptDemandedChunkIsReportedAndNeverWritten) {
   const auto keys = MakeBlob(8);
   source_.Corrupt(keys[3]);

@@ -147,6 +147,18 @@ class FakeChunkSource final : public ChunkSource {
     reported_ = t;
   }
 
+  // Runs announced by WillRead, in order.
+  std::vector<std::vector<ChunkKey>> hints() {
+    std::lock_guard lock(mu_);
+    return hints_;
+  }
+  void WillRead(std::span<const ChunkExtent> extents) override {
+    std::vector<ChunkKey> keys;
+    for (const ChunkExtent& e : extents) keys.push_back(e.key);
+    std::lock_guard lock(mu_);
+    hints_.push_back(std::move(keys));
+  }
+
   using ChunkSource::ReadChunk;
   Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out,
                    ChunkReadTimings* timings) override {
@@ -200,6 +212,7 @@ class FakeChunkSource final : public ChunkSource {
   std::map<ChunkKey, Bytes> chunks_;
   std::map<ChunkKey, bool> corrupt_;
   std::map<ChunkKey, bool> throw_;
+  std::vector<std::vector<ChunkKey>> hints_;
   std::map<ChunkKey, int> reads_;
   std::map<std::string, std::shared_ptr<BlobMap>> blobs_;
   ChunkReadTimings reported_;

@@ -153,8 +153,8 @@ TEST_F(RegistryLive, PushThenPullIsByteIdentical) {
 
 TEST_F(RegistryLive, PushOfV2UploadsOnlyTheChunksV1Lacks) {
   auto c = Client(Env("LB_REG_PLAIN"));
-  const std::set<ChunkKey> k1 = Keys(*src_->OpenBlob("app:v1").value());
-  const std::set<ChunkKey> k2 = Keys(*src_->OpenBlob("app:v2").value());
+  const std::set<ChunkKey> k1 = Keys(*src_->OpenBlob("app:v1").value().map);
+  const std::set<ChunkKey> k2 = Keys(*src_->OpenBlob("app:v2").value().map);
   std::set<ChunkKey> only2, shared;
   for (const ChunkKey& k : k2) (k1.count(k) ? shared : only2).insert(k);
   ASSERT_FALSE(only2.empty());
@@ -388,8 +388,8 @@ TEST_F(RegistryLive, ManyThreadsShareOneClientAndFetcher) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
-  const std::size_t u1 = Keys(*src_->OpenBlob("app:v1").value()).size();
-  const std::size_t u2 = Keys(*src_->OpenBlob("app:v2").value()).size();
+  const std::size_t u1 = Keys(*src_->OpenBlob("app:v1").value().map).size();
+  const std::size_t u2 = Keys(*src_->OpenBlob("app:v2").value().map).size();
   EXPECT_EQ(verified.load(), static_cast<int>(3 * u1 + 3 * u2));
 }
 

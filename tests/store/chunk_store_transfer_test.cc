@@ -59,7 +59,7 @@ struct Source {
   }
   BlobInfo Info(const std::string& id) { return store->GetBlob(id).value(); }
   std::vector<ChunkExtent> Map(const std::string& id) {
-    return store->OpenBlob(id).value()->extents;
+    return store->OpenBlob(id).value().map->extents;
   }
   // A supplier that reads from this store and records what it was asked for.
   ChunkSupplier Supplier(std::set<ChunkKey>* asked) {
