@@ -33,6 +33,7 @@ Status EngineOptions::Validate() const {
   if (worker_threads < 0 || worker_threads > 1024) {
     return InvalidArgument("worker_threads must be in [0, 1024] (0 = default)");
   }
+  if (max_queued_requests < 1) return InvalidArgument("max_queued_requests must be >= 1");
   return filler().Validate();
 }
 
@@ -89,6 +90,10 @@ void RequestEngine::Stop() {
   }
   stopping_.store(true);
   filler_.Stop();
+  {
+    MutexLock lock(&queue_mu_);
+    queue_cv_.SignalAll();
+  }
   Signal(wake_fd_.get());
   if (dispatcher_.joinable()) dispatcher_.join();
   pool_.WaitIdle();
@@ -137,7 +142,7 @@ void RequestEngine::DispatchLoop() {
 
 bool RequestEngine::DrainDevice(short revents) {
   bool read_any = false;
-  while (!stopping_.load()) {
+  while (WaitForQueueRoom()) {
     Result<std::optional<CacheMessage>> message = device_->Read();
     const Clock::time_point received = Clock::now();
     if (!message.ok()) {
@@ -193,11 +198,15 @@ void RequestEngine::Dispatch(CacheMessage message, Clock::time_point received) {
     return;
   }
   stats_->QueueDepth(+1);
+  {
+    MutexLock lock(&queue_mu_);
+    ++queued_;
+  }
   if (auto* open = std::get_if<OpenMessage>(&message)) {
     // std::function needs a copyable callable: move the message into a shared_ptr.
     auto owned = std::make_shared<OpenMessage>(std::move(*open));
     pool_.Submit(TaskPriority::kDemand, [this, owned, received] {
-      stats_->QueueDepth(-1);
+      Dequeued();
       HandleOpen(std::move(*owned), received);
     });
     return;
@@ -205,9 +214,21 @@ void RequestEngine::Dispatch(CacheMessage message, Clock::time_point received) {
   const ReadMessage read = std::get<ReadMessage>(message);
   filler_.BeginDemand();  // prefetch yields from now until the READ is answered
   pool_.Submit(TaskPriority::kDemand, [this, read, received] {
-    stats_->QueueDepth(-1);
+    Dequeued();
     HandleRead(read, received);
   });
+}
+
+bool RequestEngine::WaitForQueueRoom() {
+  MutexLock lock(&queue_mu_);
+  while (queued_ >= options_.max_queued_requests && !stopping_.load()) queue_cv_.Wait(&queue_mu_);
+  return !stopping_.load();
+}
+
+void RequestEngine::Dequeued() {
+  stats_->QueueDepth(-1);
+  MutexLock lock(&queue_mu_);
+  if (queued_-- == options_.max_queued_requests) queue_cv_.Signal();
 }
 
 std::shared_ptr<RequestEngine::Object> RequestEngine::FindObject(std::uint32_t object_id) {

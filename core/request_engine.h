@@ -59,6 +59,12 @@ struct EngineOptions {
   // time, pausing while demand READs are in flight.
   bool prefetch_on_open = false;
 
+  // Requests read from the device and not yet picked up by a worker. At the bound the
+  // dispatcher stops reading the device until workers catch up: the kernel keeps what is
+  // not read (its readers wait), so memory stays bounded however many READs are pending.
+  // Each queued request costs about 200 bytes.
+  int max_queued_requests = 4096;
+
   Status Validate() const;
   // worker_threads with the default applied.
   int ResolvedWorkerThreads() const;
@@ -116,6 +122,10 @@ class RequestEngine {
   static bool IsResourcePressure(const Status& status);
   void BackOff(const Status& why);
   void Dispatch(CacheMessage message, Clock::time_point received);
+  // Waits while max_queued_requests are queued; false when stopping.
+  bool WaitForQueueRoom() LB_EXCLUDES(queue_mu_);
+  // A queued request was picked up by a worker.
+  void Dequeued() LB_EXCLUDES(queue_mu_);
 
   void HandleOpen(OpenMessage message, Clock::time_point received);
   void HandleRead(const ReadMessage& message, Clock::time_point received);
@@ -137,6 +147,11 @@ class RequestEngine {
   std::atomic<bool> stopping_{false};
   std::thread dispatcher_;
   std::chrono::milliseconds pressure_backoff_{0};  // dispatcher thread only
+
+  // Backpressure: requests handed to the pool and not yet started.
+  Mutex queue_mu_;
+  CondVar queue_cv_;  // signalled when a queued request starts, and on Stop
+  int queued_ LB_GUARDED_BY(queue_mu_) = 0;
 
   mutable Mutex mu_;
   Status device_status_ LB_GUARDED_BY(mu_);

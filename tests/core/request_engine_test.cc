@@ -425,6 +425,32 @@ TEST_F(RequestEngineTest, EmfileOnReadIsPressureNotAFailure) {
   EXPECT_TRUE(engine_->device_status().ok());
 }
 
+// Issue 14 (10): the dispatcher stops reading the device while max_queued_requests wait
+// for a worker, so a flood of READs cannot grow the daemon's memory without bound.
+TEST_F(RequestEngineTest, DispatcherStopsReadingWhileTheQueueIsFull) {
+  MakeBlob("a", 64, 96);
+  EngineOptions o;
+  o.worker_threads = 2;
+  o.max_queued_requests = 5;
+  o.write_ahead_bytes = 0;
+  StartEngine(o);
+  ASSERT_GT(Open(1, "a"), 0);
+  source_.Hold();  // every worker blocks in its first chunk read
+  std::vector<std::uint32_t> ids;
+  for (int i = 0; i < 64; ++i) ids.push_back(PushRead(1, i * std::uint64_t{k64K}, 4096));
+  // 2 running + 5 queued: the dispatcher read no more (plus the OPEN).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (source_.blocked() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(device_.delivered(), 1 + 2 + 5);
+  EXPECT_EQ(stats_.queue_depth.load(), 5);
+  source_.Release();
+  for (std::uint32_t id : ids) ASSERT_TRUE(device_.WaitComplete(id));
+  EXPECT_EQ(stats_.queue_depth.load(), 0);
+}
+
 TEST_F(RequestEngineTest, RestoreAsksTheDevice) {
   StartEngine();
   ASSERT_TRUE(engine_->Restore().ok());
