@@ -1,11 +1,13 @@
 #include "store/chunk_store.h"
 
 #include <openssl/rand.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/aligned_buffer.h"
@@ -67,19 +69,82 @@ Status OpenWriter(ChunkStore::Impl* impl) {
   return Status::Ok();
 }
 
+// Removes secondary dirs that readers which died (kill -9) left under `base`: ours, named
+// for a pid that no longer runs. Best effort.
+void RemoveDeadReadersDirs(const std::string& base) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(base, ec)) {
+    const std::string name = entry.path().filename().string();
+    constexpr std::string_view kPrefix = "lazyblob-secondary-";
+    if (name.rfind(kPrefix, 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + kPrefix.size(), nullptr, 10);
+    struct stat st {};
+    if (pid <= 0 || ::lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != ::geteuid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) {
+      continue;
+    }
+    std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+
+std::string OctalMode(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+// A directory the caller named for RocksDB's secondary files: it is created 0700 when
+// missing, else it must be a real directory (not a link) of this user, closed to others,
+// holding no symlinks. Anything else could let another user redirect what RocksDB writes.
+Status CheckPrivateDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) == 0) return Status::Ok();
+  if (errno != EEXIST) return Status::FromErrno(errno, "mkdir " + path);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "lstat " + path);
+  const std::string why =
+      !S_ISDIR(st.st_mode)       ? "is not a directory (or is a symlink)"
+      : st.st_uid != ::geteuid() ? "is owned by uid " + std::to_string(st.st_uid) + ", not us"
+      : (st.st_mode & 077) != 0  ? "is open to other users (mode " + OctalMode(st.st_mode) + ")"
+                                 : "";
+  if (why.empty()) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+      if (entry.is_symlink()) {
+        return Status(StatusCode::kPermissionDenied,
+                      "secondary dir " + path + " holds a symlink (" +
+                          entry.path().filename().string() + "): refusing to use it");
+      }
+    }
+    if (ec) return Status::FromErrno(ec.value(), "list " + path);
+    return Status::Ok();
+  }
+  return Status(StatusCode::kPermissionDenied,
+                "secondary dir " + path + " " + why + ": refusing to use it");
+}
+
+// The reader's private RocksDB secondary directory.
+Result<std::string> MakeSecondaryDir(const ChunkStoreOptions& o) {
+  if (!o.secondary_path.empty()) {
+    LB_RETURN_IF_ERROR(CheckPrivateDir(o.secondary_path));
+    return o.secondary_path;
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string base = tmp != nullptr && *tmp == '/' ? tmp : "/tmp";
+  RemoveDeadReadersDirs(base);
+  // mkdtemp: a new directory with a random name, mode 0700, never one that existed.
+  std::string tmpl = base + "/lazyblob-secondary-" + std::to_string(::getpid()) + "-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) return Status::FromErrno(errno, "mkdtemp " + tmpl);
+  return tmpl;
+}
+
 Status OpenReader(ChunkStore::Impl* impl) {
-  static std::atomic<int> counter{0};
   const ChunkStoreOptions& o = impl->options;
   const std::string index_dir = o.path + "/index";
   if (!IsDir(index_dir)) return NotFound("store " + o.path + " does not exist or has no index");
   if (o.hold_serving_lock) {
     LB_ASSIGN_OR_RETURN(impl->serving_lock, LockStoreForServing(o.path));
   }
-  impl->secondary_dir = o.secondary_path.empty()
-                            ? "/tmp/lazyblob-secondary-" + std::to_string(::getpid()) + "-" +
-                                  std::to_string(counter.fetch_add(1))
-                            : o.secondary_path;
-  LB_RETURN_IF_ERROR(MakeDir(impl->secondary_dir));
+  LB_ASSIGN_OR_RETURN(impl->secondary_dir, MakeSecondaryDir(o));
   LB_ASSIGN_OR_RETURN(impl->index, StoreIndex::OpenSecondary(index_dir, impl->secondary_dir));
   LB_ASSIGN_OR_RETURN(auto meta, impl->index->GetMeta());
   if (!meta) return NotFound("store " + o.path + " is not initialized (no meta)");

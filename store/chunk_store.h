@@ -55,8 +55,11 @@ struct ChunkStoreOptions {
   ChunkerOptions default_chunker;
   // Reader only: hold LOCK_SH on <store>/SERVING while open (the daemon sets this).
   bool hold_serving_lock = false;
-  // Reader only: RocksDB secondary directory; default /tmp/lazyblob-secondary-<pid>-<n>,
-  // removed on close.
+  // Reader only: RocksDB secondary directory. Default: a new private one made with mkdtemp
+  // under $TMPDIR or /tmp (lazyblob-secondary-<pid>-XXXXXX, mode 0700), removed on close;
+  // those that readers killed with -9 left behind are removed at the next open. A named
+  // one is created 0700 if missing; if it exists it must be a directory of this user,
+  // closed to others and holding no symlinks, else Open fails with kPermissionDenied.
   std::string secondary_path;
   // A writer starts a new pack once the current one is at least this big.
   std::uint64_t pack_target_bytes = 1ull << 30;
