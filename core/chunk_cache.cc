@@ -33,7 +33,7 @@ Result<ChunkCache::Lookup> ChunkCache::GetOrLoad(const ChunkKey& key, const Load
   Shard& shard = ShardFor(key);
   std::shared_ptr<Flight> flight;
   {
-    std::lock_guard lock(shard.mu);
+    MutexLock lock(&shard.mu);
     if (auto it = shard.index.find(key); it != shard.index.end()) {
       shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
       return Lookup{it->second->buffer, Source::kCached};
@@ -49,8 +49,8 @@ Result<ChunkCache::Lookup> ChunkCache::GetOrLoad(const ChunkKey& key, const Load
   }
 
   if (flight != nullptr) {  // another thread is loading: wait for its result
-    std::unique_lock lock(flight->mu);
-    flight->cv.wait(lock, [&] { return flight->done; });
+    MutexLock lock(&flight->mu);
+    while (!flight->done) flight->cv.Wait(&flight->mu);
     if (!flight->status.ok()) return flight->status;
     return Lookup{flight->buffer, Source::kWaited};
   }
@@ -63,14 +63,14 @@ Result<ChunkCache::Lookup> ChunkCache::GetOrLoad(const ChunkKey& key, const Load
     loaded = Internal(std::string("chunk loader threw: ") + e.what());
   }
   {
-    std::lock_guard lock(shard.mu);
+    MutexLock lock(&shard.mu);
     auto it = shard.flights.find(key);
     flight = std::move(it->second);
     shard.flights.erase(it);
     if (loaded.ok()) InsertLocked(shard, key, *loaded);
   }
   {
-    std::lock_guard lock(flight->mu);
+    MutexLock lock(&flight->mu);
     flight->done = true;
     if (loaded.ok()) {
       flight->buffer = *loaded;
@@ -78,7 +78,7 @@ Result<ChunkCache::Lookup> ChunkCache::GetOrLoad(const ChunkKey& key, const Load
       flight->status = loaded.status();
     }
   }
-  flight->cv.notify_all();
+  flight->cv.SignalAll();
   if (!loaded.ok()) return loaded.status();
   return Lookup{std::move(*loaded), Source::kLoaded};
 }
@@ -86,7 +86,7 @@ Result<ChunkCache::Lookup> ChunkCache::GetOrLoad(const ChunkKey& key, const Load
 std::uint64_t ChunkCache::size_bytes() const {
   std::uint64_t total = 0;
   for (const Shard& s : shards_) {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(&s.mu);
     total += s.bytes;
   }
   return total;

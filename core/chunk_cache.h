@@ -14,16 +14,15 @@
 #define LAZYBLOB_CORE_CHUNK_CACHE_H_
 
 #include <array>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
 
 #include "core/aligned_buffer.h"
 #include "core/chunk_source.h"
+#include "core/mutex.h"
 #include "core/status.h"
 
 namespace lazyblob {
@@ -56,26 +55,26 @@ class ChunkCache {
   static constexpr std::size_t kShards = 16;
 
   struct Flight {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    Status status;
-    Buffer buffer;
+    Mutex mu;
+    CondVar cv;
+    bool done LB_GUARDED_BY(mu) = false;
+    Status status LB_GUARDED_BY(mu);
+    Buffer buffer LB_GUARDED_BY(mu);
   };
   struct Entry {
     ChunkKey key;
     Buffer buffer;
   };
   struct Shard {
-    mutable std::mutex mu;
-    std::list<Entry> lru;  // front = most recently used
-    std::unordered_map<ChunkKey, std::list<Entry>::iterator, ChunkKeyHash> index;
-    std::unordered_map<ChunkKey, std::shared_ptr<Flight>, ChunkKeyHash> flights;
-    std::uint64_t bytes = 0;
+    mutable Mutex mu;
+    std::list<Entry> lru LB_GUARDED_BY(mu);  // front = most recently used
+    std::unordered_map<ChunkKey, std::list<Entry>::iterator, ChunkKeyHash> index LB_GUARDED_BY(mu);
+    std::unordered_map<ChunkKey, std::shared_ptr<Flight>, ChunkKeyHash> flights LB_GUARDED_BY(mu);
+    std::uint64_t bytes LB_GUARDED_BY(mu) = 0;
   };
 
   Shard& ShardFor(const ChunkKey& key);
-  void InsertLocked(Shard& shard, const ChunkKey& key, const Buffer& buffer);
+  void InsertLocked(Shard& shard, const ChunkKey& key, const Buffer& buffer) LB_REQUIRES(shard.mu);
 
   const std::uint64_t shard_capacity_bytes_;
   std::array<Shard, kShards> shards_;

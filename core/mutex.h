@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <shared_mutex>
 
 #include "core/thread_annotations.h"
 
@@ -32,6 +33,44 @@ class LB_CAPABILITY("mutex") Mutex {
  private:
   friend class CondVar;
   std::mutex mu_;
+};
+
+// A reader-writer mutex: many holders of the shared side, or one of the exclusive side.
+class LB_CAPABILITY("mutex") SharedMutex {
+ public:
+  SharedMutex() = default;
+  SharedMutex(const SharedMutex&) = delete;
+  SharedMutex& operator=(const SharedMutex&) = delete;
+
+  void Lock() LB_ACQUIRE() { mu_.lock(); }
+  void Unlock() LB_RELEASE() { mu_.unlock(); }
+  void LockShared() LB_ACQUIRE_SHARED() { mu_.lock_shared(); }
+  void UnlockShared() LB_RELEASE_SHARED() { mu_.unlock_shared(); }
+
+ private:
+  std::shared_mutex mu_;
+};
+
+class LB_SCOPED_CAPABILITY WriterLock {
+ public:
+  explicit WriterLock(SharedMutex* mu) LB_ACQUIRE(mu) : mu_(mu) { mu_->Lock(); }
+  ~WriterLock() LB_RELEASE() { mu_->Unlock(); }
+  WriterLock(const WriterLock&) = delete;
+  WriterLock& operator=(const WriterLock&) = delete;
+
+ private:
+  SharedMutex* const mu_;
+};
+
+class LB_SCOPED_CAPABILITY ReaderLock {
+ public:
+  explicit ReaderLock(SharedMutex* mu) LB_ACQUIRE_SHARED(mu) : mu_(mu) { mu_->LockShared(); }
+  ~ReaderLock() LB_RELEASE() { mu_->UnlockShared(); }
+  ReaderLock(const ReaderLock&) = delete;
+  ReaderLock& operator=(const ReaderLock&) = delete;
+
+ private:
+  SharedMutex* const mu_;
 };
 
 class LB_SCOPED_CAPABILITY MutexLock {
@@ -58,6 +97,14 @@ class CondVar {
   bool WaitFor(Mutex* mu, std::chrono::duration<Rep, Period> timeout) LB_REQUIRES(mu) {
     std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
     const bool woken = cv_.wait_for(lock, timeout) == std::cv_status::no_timeout;
+    lock.release();
+    return woken;
+  }
+  // As Wait, until `deadline`. false: timed out.
+  template <typename Clock, typename Duration>
+  bool WaitUntil(Mutex* mu, std::chrono::time_point<Clock, Duration> deadline) LB_REQUIRES(mu) {
+    std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
+    const bool woken = cv_.wait_until(lock, deadline) == std::cv_status::no_timeout;
     lock.release();
     return woken;
   }

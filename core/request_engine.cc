@@ -71,6 +71,7 @@ Result<std::unique_ptr<RequestEngine>> RequestEngine::Start(const EngineOptions&
   engine->wake_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   engine->failed_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!engine->wake_fd_ || !engine->failed_fd_) return Status::FromErrno(errno, "eventfd");
+  if (options.restore_on_start) LB_RETURN_IF_ERROR(engine->Restore());
   engine->dispatcher_ = std::thread([e = engine.get()] { e->DispatchLoop(); });
   return engine;
 }
@@ -100,7 +101,7 @@ void RequestEngine::Stop() {
 }
 
 Status RequestEngine::Restore() {
-  LB_RETURN_IF_ERROR(device_->Restore());
+  LB_RETURN_IF_ERROR(device_->Restore().WithContext("restore"));
   stats_->Restored();
   Log(LogLevel::kInfo, "asked the kernel to re-send open objects and pending reads (restore)");
   return Status();

@@ -59,6 +59,11 @@ struct EngineOptions {
   // time, pausing while demand READs are in flight.
   bool prefetch_on_open = false;
 
+  // A worker restarted after another died: before reading anything, ask the kernel to
+  // re-send OPENs (new object ids and fds) and then the READs that were pending
+  // (`restore`), so they are served like any request.
+  bool restore_on_start = false;
+
   // Requests read from the device and not yet picked up by a worker. At the bound the
   // dispatcher stops reading the device until workers catch up: the kernel keeps what is
   // not read (its readers wait), so memory stays bounded however many READs are pending.
@@ -73,7 +78,7 @@ struct EngineOptions {
 
 class RequestEngine {
  public:
-  // Validates `options` and starts the dispatcher thread.
+  // Validates `options`, restores if asked, and starts the dispatcher thread.
   static Result<std::unique_ptr<RequestEngine>> Start(const EngineOptions& options,
                                                       CacheDevice* device, ChunkSource* source,
                                                       EngineStats* stats);
@@ -81,10 +86,6 @@ class RequestEngine {
   RequestEngine& operator=(const RequestEngine&) = delete;
   // Stop()s.
   ~RequestEngine();
-
-  // After a worker restart: asks the kernel to re-send OPENs and pending READs (counted in
-  // stats). Call once the engine runs; what the kernel re-sends is served like any request.
-  Status Restore();
 
   // Stops reading the device, waits until every request already read is answered (READs
   // still running skip their write-ahead; background prefetch is abandoned), then returns.
@@ -115,6 +116,7 @@ class RequestEngine {
   RequestEngine(const EngineOptions& options, CacheDevice* device, ChunkSource* source,
                 EngineStats* stats);
 
+  Status Restore();
   void DispatchLoop();
   // false: the device failed.
   bool DrainDevice(short revents);

@@ -150,7 +150,7 @@ HttpClient::~HttpClient() {
 
 void* HttpClient::AcquireHandle() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (!idle_.empty()) {
       void* h = idle_.back();
       idle_.pop_back();
@@ -162,7 +162,7 @@ void* HttpClient::AcquireHandle() {
 
 void HttpClient::ReleaseHandle(void* handle) {
   curl_easy_reset(static_cast<CURL*>(handle));  // keeps the connection cache
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (idle_.size() < options_.max_idle_handles) {
     idle_.push_back(handle);
     return;

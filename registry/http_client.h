@@ -19,7 +19,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -27,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
 
 namespace lazyblob {
@@ -99,8 +99,8 @@ class HttpClient {
   Result<HttpResponse> Attempt(void* handle, const HttpRequest& request, bool* retryable);
 
   const HttpClientOptions options_;
-  std::mutex mu_;
-  std::vector<void*> idle_;  // CURL*, guarded by mu_
+  Mutex mu_;
+  std::vector<void*> idle_ LB_GUARDED_BY(mu_);  // CURL*
   std::atomic<std::uint64_t> requests_{0}, retries_{0}, received_{0}, sent_{0};
 };
 

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 
+#include "core/mutex.h"
 #include "registry/registry_ref.h"
 
 namespace lazyblob {
@@ -26,7 +26,7 @@ Status RunPlan(const BlobFetcher& fetcher, const RemoteBlob& blob,
                FetchStats* total) {
   std::atomic<std::size_t> next{0};
   std::atomic<bool> stop{false};
-  std::mutex mu;
+  Mutex mu;
   Status first;  // guarded by mu
   auto work = [&] {
     FetchStats mine;
@@ -35,12 +35,12 @@ Status RunPlan(const BlobFetcher& fetcher, const RemoteBlob& blob,
       if (i >= plan.size()) break;
       Status s = fetcher.Fetch(blob, plan[i], on_chunk, &mine);
       if (!s.ok()) {
-        std::lock_guard lock(mu);
+        MutexLock lock(&mu);
         if (first.ok()) first = s;
         stop = true;
       }
     }
-    std::lock_guard lock(mu);
+    MutexLock lock(&mu);
     total->requests += mine.requests;
     total->bytes += mine.bytes;
     total->chunks += mine.chunks;
@@ -79,12 +79,12 @@ Result<PullResult> PullBlob(RegistryClient& client, ChunkStore& store, std::stri
       total += e.length;
     }
     const std::vector<RangeRequest> plan = BlobFetcher::Plan(m, wanted, options.coalesce);
-    std::mutex progress_mu;
+    Mutex progress_mu;
     std::uint64_t done = 0;
     auto on_chunk = [&](std::size_t, StoredChunk c, std::span<const std::byte>) -> Status {
       const std::uint32_t len = c.raw_len;
       LB_RETURN_IF_ERROR(sink(std::move(c)));
-      std::lock_guard lock(progress_mu);
+      MutexLock lock(&progress_mu);
       done += len;
       if (progress) progress(done, total);
       return Status::Ok();

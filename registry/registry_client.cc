@@ -84,7 +84,7 @@ Status RegistryClient::Authorize(const std::string& header) {
       return Status(StatusCode::kPermissionDenied,
                     "registry " + host + " wants credentials; none found (pass --auth-file)");
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     authorization_ = BasicAuthorization(*options_.credentials);
     return Status::Ok();
   }
@@ -123,7 +123,7 @@ Status RegistryClient::Authorize(const std::string& header) {
     }
   }
   if (token.empty()) return Malformed("token service " + realm + " answered without a token");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   authorization_ = "Bearer " + token;
   return Status::Ok();
 }
@@ -133,7 +133,7 @@ Result<HttpResponse> RegistryClient::Call(HttpRequest request) {
   for (int round = 0;; ++round) {
     request.headers.resize(base_headers);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (!authorization_.empty()) request.headers.push_back("Authorization: " + authorization_);
     }
     LB_ASSIGN_OR_RETURN(HttpResponse resp, http_->Send(request));

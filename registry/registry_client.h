@@ -16,13 +16,13 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
 #include "registry/http_client.h"
 #include "registry/registry_auth.h"
@@ -90,8 +90,8 @@ class RegistryClient {
 
   const RegistryOptions options_;
   std::unique_ptr<HttpClient> http_;
-  std::mutex mu_;
-  std::string authorization_;  // "Bearer ..." / "Basic ..." or empty; guarded by mu_
+  Mutex mu_;
+  std::string authorization_ LB_GUARDED_BY(mu_);  // "Bearer ..." / "Basic ..." or empty
 };
 
 // One line for a failed registry call: "WHAT: HTTP 404 BLOB_UNKNOWN: blob unknown to

@@ -64,7 +64,7 @@ Result<std::vector<std::uint32_t>> PackSet::ListPackIds(const std::string& store
 
 Result<std::shared_ptr<UniqueFd>> PackSet::Fd(std::uint32_t pack_id) {
   {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(&mu_);
     auto it = fds_.find(pack_id);
     if (it != fds_.end()) return it->second;
   }
@@ -72,13 +72,16 @@ Result<std::shared_ptr<UniqueFd>> PackSet::Fd(std::uint32_t pack_id) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Status::FromErrno(errno, "open " + path);
   auto shared = std::make_shared<UniqueFd>(std::move(fd));
-  std::unique_lock lock(mu_);
+  WriterLock lock(&mu_);
+  // Bounded: packs are large (1 GiB by default), so a store rarely has many, but the daemon
+  // must not hold an fd per pack of a huge store. Dropping any entry only costs a reopen.
+  if (fds_.size() >= kMaxOpenPacks && fds_.count(pack_id) == 0) fds_.erase(fds_.begin());
   auto [it, inserted] = fds_.emplace(pack_id, shared);
   return it->second;
 }
 
 void PackSet::Forget(std::uint32_t pack_id) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(&mu_);
   fds_.erase(pack_id);
 }
 

@@ -9,13 +9,13 @@
 
 #include <cstdint>
 #include <memory>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "core/chunk_source.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "core/unique_fd.h"
 #include "store/pack_format.h"
@@ -47,11 +47,16 @@ class PackSet {
   void Forget(std::uint32_t pack_id);
 
  private:
+  // Pack fds kept open for reuse (issue 14: the daemon bounds the fds it holds).
+  static constexpr std::size_t kMaxOpenPacks = 64;
+
   Result<std::shared_ptr<UniqueFd>> Fd(std::uint32_t pack_id);
 
   const std::string dir_;
-  std::shared_mutex mu_;
-  std::unordered_map<std::uint32_t, std::shared_ptr<UniqueFd>> fds_;  // guarded by mu_
+  SharedMutex mu_;
+  // Open pack fds, at most kMaxOpenPacks: a READ in flight keeps its own reference, so
+  // dropping one here never closes an fd under a reader.
+  std::unordered_map<std::uint32_t, std::shared_ptr<UniqueFd>> fds_ LB_GUARDED_BY(mu_);
 };
 
 }  // namespace lazyblob

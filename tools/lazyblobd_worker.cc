@@ -129,21 +129,15 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   eo.write_ahead_bytes = config.write_ahead_bytes;
   eo.chunk_cache_bytes = config.chunk_cache_bytes;
   eo.prefetch_on_open = config.prefetch_on_open;
+  eo.restore_on_start = launch.restore;
   auto engine_or = RequestEngine::Start(eo, device.get(), store.get(), stats.get());
   if (!engine_or.ok()) {
     spdlog::error("engine: {}", engine_or.status().ToString());
-    return kExitUsage;
+    // Bad options are a usage error; a failed restore is the device's.
+    return engine_or.status().code() == StatusCode::kInvalidArgument ? kExitUsage
+                                                                     : kExitDeviceFailed;
   }
   std::unique_ptr<RequestEngine> engine = std::move(*engine_or);
-  if (launch.restore) {
-    // The kernel re-sends OPENs (new object ids and fds), then the READs that were pending
-    // when the previous worker died; the engine serves them as they come.
-    Status s = engine->Restore();
-    if (!s.ok()) {
-      spdlog::error("restore: {}", s.ToString());
-      return kExitDeviceFailed;
-    }
-  }
   spdlog::info("serving store {} ({} worker threads, write-ahead {} bytes, chunk cache {} bytes)",
                config.store_dir, eo.ResolvedWorkerThreads(), eo.write_ahead_bytes,
                eo.chunk_cache_bytes);

@@ -125,11 +125,11 @@ KernelSimulator::KernelSimulator(std::unique_ptr<State> state) : s_(std::move(st
 
 KernelSimulator::~KernelSimulator() {
   {
-    std::lock_guard lk(s_->mu);
+    MutexLock lk(&s_->mu);
     s_->stopping = true;
     s_->Withdraw();
-    s_->out_cv.notify_all();
-    s_->cv.notify_all();
+    s_->out_cv.SignalAll();
+    s_->cv.SignalAll();
   }
   s_->Wake();
   if (s_->service_thread.joinable()) s_->service_thread.join();
@@ -137,12 +137,12 @@ KernelSimulator::~KernelSimulator() {
 }
 
 void KernelSimulator::MangleNext(SimMangle mangle) {
-  std::lock_guard lk(s_->mu);
+  MutexLock lk(&s_->mu);
   s_->mangle = mangle;
 }
 
 Result<UniqueFd> KernelSimulator::OpenDevice() {
-  std::lock_guard lk(s_->mu);
+  MutexLock lk(&s_->mu);
   if (s_->session != 0) {
     return Status(StatusCode::kBusy, "simulated cachefiles device is already open", EBUSY);
   }
@@ -172,7 +172,7 @@ Status KernelSimulator::Listen(const std::string& socket_path) {
     return Status::FromErrno(errno, "bind " + socket_path);
   }
   if (::listen(fd.get(), 8) < 0) return Status::FromErrno(errno, "listen " + socket_path);
-  std::lock_guard lk(s_->mu);
+  MutexLock lk(&s_->mu);
   if (s_->listen_fd) return InvalidArgument("KernelSimulator::Listen called twice");
   s_->listen_fd = std::move(fd);
   s_->Wake();
@@ -180,7 +180,7 @@ Status KernelSimulator::Listen(const std::string& socket_path) {
 }
 
 bool KernelSimulator::device_attached() const {
-  std::lock_guard lk(s_->mu);
+  MutexLock lk(&s_->mu);
   return s_->session != 0;
 }
 
@@ -237,7 +237,7 @@ Status KernelSimulator::State::SendOpen(Request& r) {
   }
   f.fd = UniqueFd(fd);
   out.push_back(std::move(f));
-  out_cv.notify_one();
+  out_cv.Signal();
   ++counters.opens_sent;
   return Status::Ok();
 }
@@ -254,13 +254,13 @@ void KernelSimulator::State::SendRead(const Request& r) {
     mangle = SimMangle::kNone;
   }
   out.push_back(std::move(f));
-  out_cv.notify_one();
+  out_cv.Signal();
 }
 
 void KernelSimulator::State::Finish(Request& r, int error) {
   r.done = true;
   r.error = error;
-  cv.notify_all();
+  cv.SignalAll();
 }
 
 void KernelSimulator::State::FailObjectRequests(const std::shared_ptr<Object>& obj, int error) {
@@ -287,7 +287,7 @@ void KernelSimulator::State::Withdraw() {
   for (auto& [path, obj] : objects) obj->state = ObjState::kDead;
   objects.clear();
   out.clear();
-  cv.notify_all();
+  cv.SignalAll();
 }
 
 Status KernelSimulator::State::ApplySize(Object& obj, std::uint64_t size) {
@@ -431,21 +431,24 @@ void KernelSimulator::State::HandleRestore() {
   for (auto& r : reopen) {
     if (Status s = SendOpen(*r); !s.ok()) Violation("restore: " + s.ToString());
   }
-  out_cv.notify_one();
+  out_cv.Signal();
 }
 
 // ---- Threads ----
 
 void KernelSimulator::State::SenderLoop() {
-  std::unique_lock lk(mu);
   for (;;) {
-    out_cv.wait(lk, [&] { return stopping || !out.empty(); });
-    if (stopping) return;
-    Frame f = std::move(out.front());
-    out.pop_front();
-    if (f.session != session || !conn) continue;
-    std::shared_ptr<UniqueFd> c = conn;
-    lk.unlock();
+    Frame f;
+    std::shared_ptr<UniqueFd> c;
+    {
+      MutexLock lk(&mu);
+      while (!stopping && out.empty()) out_cv.Wait(&mu);
+      if (stopping) return;
+      f = std::move(out.front());
+      out.pop_front();
+      if (f.session != session || !conn) continue;
+      c = conn;
+    }
     iovec iov{f.bytes.data(), f.bytes.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -464,8 +467,6 @@ void KernelSimulator::State::SenderLoop() {
     while (::sendmsg(c->get(), &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
     }
     // Other errors: the device is going away; the service thread sees the hang-up.
-    f.fd.reset();
-    lk.lock();
   }
 }
 
@@ -476,7 +477,7 @@ void KernelSimulator::State::ServiceLoop() {
     std::shared_ptr<UniqueFd> c;
     std::uint64_t sess;
     {
-      std::lock_guard lk(mu);
+      MutexLock lk(&mu);
       if (stopping) return;
       if (listen_fd) fds[1].fd = listen_fd.get();
       c = conn;
@@ -491,7 +492,7 @@ void KernelSimulator::State::ServiceLoop() {
     if (fds[1].revents & POLLIN) {
       UniqueFd a(::accept4(fds[1].fd, nullptr, nullptr, SOCK_CLOEXEC));
       if (a) {
-        std::lock_guard lk(mu);
+        MutexLock lk(&mu);
         std::string_view hello = session != 0 ? kSimHelloBusy : kSimHelloOk;
         ::send(a.get(), hello.data(), hello.size(), MSG_NOSIGNAL);
         if (session == 0) {
@@ -506,7 +507,7 @@ void KernelSimulator::State::ServiceLoop() {
       for (;;) {
         ssize_t n = ::recv(c->get(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0 && errno == EINTR) continue;
-        std::lock_guard lk(mu);
+        MutexLock lk(&mu);
         if (session != sess) break;
         if (n < 0) {
           if (errno == EAGAIN) break;

@@ -32,11 +32,14 @@ std::string Hex64(std::string_view s) {
 
 Status ErrnoStatus(int err, const std::string& what) { return Status::FromErrno(err, what); }
 
-// Waits for `r` to be answered; mu held through `lk`.
-Status Wait(State& s, std::unique_lock<std::mutex>& lk, const std::shared_ptr<State::Request>& r,
-            const std::string& what) {
-  if (!s.cv.wait_for(lk, s.timeout(), [&] { return r->done; })) {
-    return ErrnoStatus(ETIMEDOUT, what + ": no answer from the daemon");
+// Waits for `r` to be answered.
+Status Wait(State& s, const std::shared_ptr<State::Request>& r, const std::string& what)
+    LB_REQUIRES(s.mu) {
+  const auto deadline = std::chrono::steady_clock::now() + s.timeout();
+  while (!r->done) {
+    if (!s.cv.WaitUntil(&s.mu, deadline) && !r->done) {
+      return ErrnoStatus(ETIMEDOUT, what + ": no answer from the daemon");
+    }
   }
   if (r->error != 0) {
     if (r->error == EIO) ++s.counters.eios;
@@ -57,12 +60,14 @@ Result<SimMount> KernelSimulator::Mount(std::string_view volume_key, std::string
   }
   State& s = *s_;
   std::string path = s.opt.cache_dir + "/D" + Hex64(volume_key) + Hex64(cookie_key);
-  std::unique_lock lk(s.mu);
+  MutexLock lk(&s.mu);
   if (s.session == 0) return ErrnoStatus(ENOBUFS, "mount: no cache device is bound");
   std::shared_ptr<State::Object> obj;
   if (auto it = s.objects.find(path); it != s.objects.end()) {
     obj = it->second;
-    s.cv.wait_for(lk, s.timeout(), [&] { return obj->state != State::ObjState::kOpening; });
+    const auto deadline = std::chrono::steady_clock::now() + s.timeout();
+    while (obj->state == State::ObjState::kOpening && s.cv.WaitUntil(&s.mu, deadline)) {
+    }
     if (obj->state == State::ObjState::kOpening) return ErrnoStatus(ETIMEDOUT, "mount");
     if (obj->state == State::ObjState::kDead) return ErrnoStatus(EIO, "mount (shared OPEN)");
   } else {
@@ -86,7 +91,7 @@ Result<SimMount> KernelSimulator::Mount(std::string_view volume_key, std::string
     LB_RETURN_IF_ERROR(s.SendOpen(*req));
     s.outstanding[id] = req;
     s.objects[path] = obj;
-    LB_RETURN_IF_ERROR(Wait(s, lk, req, "mount " + std::string(cookie_key)));
+    LB_RETURN_IF_ERROR(Wait(s, req, "mount " + std::string(cookie_key)));
   }
   ++obj->mounts;
   SimMount m{s.next_mount_id++, obj->size};
@@ -96,7 +101,7 @@ Result<SimMount> KernelSimulator::Mount(std::string_view volume_key, std::string
 
 Status KernelSimulator::Unmount(const SimMount& mount) {
   State& s = *s_;
-  std::lock_guard lk(s.mu);
+  MutexLock lk(&s.mu);
   auto it = s.mounts.find(mount.id);
   if (it == s.mounts.end()) return InvalidArgument("unknown mount " + std::to_string(mount.id));
   std::shared_ptr<State::Object> obj = it->second;
@@ -109,7 +114,7 @@ Status KernelSimulator::Unmount(const SimMount& mount) {
       f.session = s.session;
       f.bytes = MessageEncoder::Close(*id, obj->object_id);
       s.out.push_back(std::move(f));
-      s.out_cv.notify_one();
+      s.out_cv.Signal();
       ++s.counters.closes_sent;
     }
   }
@@ -127,7 +132,8 @@ namespace {
 // `data_at` (where cached data resumes) at the latest. mu held.
 Result<std::shared_ptr<State::Request>> RequestRange(State& s,
                                                      const std::shared_ptr<State::Object>& obj,
-                                                     std::uint64_t pos, std::uint64_t data_at) {
+                                                     std::uint64_t pos, std::uint64_t data_at)
+    LB_REQUIRES(s.mu) {
   if (obj->state == State::ObjState::kDead) {
     return ErrnoStatus(s.session == 0 ? ENOBUFS : EIO, "read: the object is gone");
   }
@@ -167,7 +173,7 @@ Result<std::size_t> KernelSimulator::Read(const SimMount& mount, std::uint64_t o
   std::shared_ptr<State::Object> obj;
   std::uint64_t size = 0;
   {
-    std::lock_guard lk(s.mu);
+    MutexLock lk(&s.mu);
     auto it = s.mounts.find(mount.id);
     if (it == s.mounts.end()) return InvalidArgument("unknown mount " + std::to_string(mount.id));
     obj = it->second;
@@ -192,23 +198,26 @@ Result<std::size_t> KernelSimulator::Read(const SimMount& mount, std::uint64_t o
     }
     if (d < 0 && errno != ENXIO) return ErrnoStatus(errno, "lseek SEEK_DATA");
     std::uint64_t data_at = d < 0 ? file_end : std::min<std::uint64_t>(d, file_end);
-    std::unique_lock lk(s.mu);
-    LB_ASSIGN_OR_RETURN(auto r, RequestRange(s, obj, pos, data_at));
-    const std::string what = "READ msg_id " + std::to_string(r->msg_id) + " [" +
-                             std::to_string(r->off) + ", +" + std::to_string(r->len) + ")";
-    LB_RETURN_IF_ERROR(Wait(s, lk, r, what));
-    lk.unlock();
+    std::shared_ptr<State::Request> r;
+    std::string what;
+    {
+      MutexLock lk(&s.mu);
+      LB_ASSIGN_OR_RETURN(r, RequestRange(s, obj, pos, data_at));
+      what = "READ msg_id " + std::to_string(r->msg_id) + " [" + std::to_string(r->off) + ", +" +
+             std::to_string(r->len) + ")";
+      LB_RETURN_IF_ERROR(Wait(s, r, what));
+    }
     // The kernel re-checks the range after the completion: a hole left means EIO.
     off_t hd = ::lseek(fd, static_cast<off_t>(r->off), SEEK_DATA);
     off_t hh = hd == static_cast<off_t>(r->off) ? ::lseek(fd, hd, SEEK_HOLE) : -1;
     if (hh < static_cast<off_t>(std::min(r->off + r->len, file_end))) {
-      std::lock_guard lk2(s.mu);
+      MutexLock lk2(&s.mu);
       ++s.counters.eios;
       return ErrnoStatus(EIO, what + " completed with a hole left in the range");
     }
     struct stat st;
     if (::fstat(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) > file_end) {
-      std::lock_guard lk2(s.mu);
+      MutexLock lk2(&s.mu);
       s.Violation("cache file of '" + obj->cookie_key + "' grew past round_up(size, 4 KiB) to " +
                   std::to_string(st.st_size));
     }
@@ -226,7 +235,7 @@ Result<std::size_t> KernelSimulator::Read(const SimMount& mount, std::uint64_t o
     std::vector<std::byte> want(n);
     ssize_t k = ::pread(obj->source_fd.get(), want.data(), n, static_cast<off_t>(offset));
     if (k != static_cast<ssize_t>(n) || std::memcmp(want.data(), out.data(), n) != 0) {
-      std::lock_guard lk(s.mu);
+      MutexLock lk(&s.mu);
       ++s.counters.data_mismatches;
       return Corruption("bytes at [" + std::to_string(offset) + ", +" + std::to_string(n) +
                         ") of '" + obj->cookie_key + "' differ from the source image");
@@ -236,17 +245,17 @@ Result<std::size_t> KernelSimulator::Read(const SimMount& mount, std::uint64_t o
 }
 
 SimCounters KernelSimulator::counters() const {
-  std::lock_guard lk(s_->mu);
+  MutexLock lk(&s_->mu);
   return s_->counters;
 }
 
 std::vector<std::string> KernelSimulator::violations() const {
-  std::lock_guard lk(s_->mu);
+  MutexLock lk(&s_->mu);
   return {s_->violations.begin(), s_->violations.end()};
 }
 
 std::size_t KernelSimulator::pending_requests() const {
-  std::lock_guard lk(s_->mu);
+  MutexLock lk(&s_->mu);
   return s_->outstanding.size();
 }
 

@@ -8,18 +8,17 @@
 #define LAZYBLOB_TRANSPORT_KERNEL_SIMULATOR_STATE_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/cache_messages.h"
+#include "core/mutex.h"
 #include "core/unique_fd.h"
 #include "transport/kernel_simulator.h"
 
@@ -65,30 +64,31 @@ struct KernelSimulator::State {
 
   KernelSimulatorOptions opt;
 
-  mutable std::mutex mu;
-  std::condition_variable cv;      // request completions, mount state changes
-  std::condition_variable out_cv;  // frames to send, shutdown
-  bool stopping = false;
+  // Guards everything below, and the mutable fields of Object and Request.
+  mutable Mutex mu;
+  CondVar cv;      // request completions, mount state changes
+  CondVar out_cv;  // frames to send, shutdown
+  bool stopping LB_GUARDED_BY(mu) = false;
 
   // Device session: 0 = none attached.
-  std::uint64_t session = 0;
-  std::uint64_t last_session = 0;
-  std::shared_ptr<UniqueFd> conn;
-  UniqueFd listen_fd;
+  std::uint64_t session LB_GUARDED_BY(mu) = 0;
+  std::uint64_t last_session LB_GUARDED_BY(mu) = 0;
+  std::shared_ptr<UniqueFd> conn LB_GUARDED_BY(mu);
+  UniqueFd listen_fd LB_GUARDED_BY(mu);
   UniqueFd wake_fd;  // eventfd: wakes the service thread
 
-  std::uint32_t next_msg_id = 0;
-  std::uint32_t next_object_id = 1;
-  std::map<std::uint32_t, std::shared_ptr<Request>> outstanding;  // by msg_id
-  std::set<std::uint32_t> cancelled;                       // READ ids cancelled by CLOSE/withdrawal
-  std::map<std::string, std::shared_ptr<Object>> objects;  // by path: live objects
-  std::map<std::uint64_t, std::shared_ptr<Object>> mounts;  // by SimMount::id
-  std::uint64_t next_mount_id = 1;
-  std::deque<Frame> out;
+  std::uint32_t next_msg_id LB_GUARDED_BY(mu) = 0;
+  std::uint32_t next_object_id LB_GUARDED_BY(mu) = 1;
+  std::map<std::uint32_t, std::shared_ptr<Request>> outstanding LB_GUARDED_BY(mu);  // by msg_id
+  std::set<std::uint32_t> cancelled LB_GUARDED_BY(mu);  // READ ids cancelled by CLOSE/withdrawal
+  std::map<std::string, std::shared_ptr<Object>> objects LB_GUARDED_BY(mu);   // by path: live
+  std::map<std::uint64_t, std::shared_ptr<Object>> mounts LB_GUARDED_BY(mu);  // by SimMount::id
+  std::uint64_t next_mount_id LB_GUARDED_BY(mu) = 1;
+  std::deque<Frame> out LB_GUARDED_BY(mu);
 
-  SimMangle mangle = SimMangle::kNone;  // applied to the next OPEN/READ sent
-  SimCounters counters;
-  std::deque<std::string> violations;
+  SimMangle mangle LB_GUARDED_BY(mu) = SimMangle::kNone;  // applied to the next OPEN/READ
+  SimCounters counters LB_GUARDED_BY(mu);
+  std::deque<std::string> violations LB_GUARDED_BY(mu);
 
   std::thread service_thread, sender_thread;
 
@@ -97,24 +97,24 @@ struct KernelSimulator::State {
   }
 
   // All below: mu held.
-  void Violation(std::string what);
-  Result<std::uint32_t> AllocMsgId();
-  std::uint32_t AllocObjectId();
+  void Violation(std::string what) LB_REQUIRES(mu);
+  Result<std::uint32_t> AllocMsgId() LB_REQUIRES(mu);
+  std::uint32_t AllocObjectId() LB_REQUIRES(mu);
   // Sends (queues) the OPEN for `r` with a fresh object id and anon fd.
-  Status SendOpen(Request& r);
-  void SendRead(const Request& r);
-  void Finish(Request& r, int error);
-  void FailObjectRequests(const std::shared_ptr<Object>& obj, int error);
-  void Withdraw();
-  void HandleCommand(std::string_view cmd);
-  void HandleCopen(std::string_view args);
-  void HandleCread(std::string_view args);
-  void HandleRestore();
-  Status ApplySize(Object& obj, std::uint64_t size);
+  Status SendOpen(Request& r) LB_REQUIRES(mu);
+  void SendRead(const Request& r) LB_REQUIRES(mu);
+  void Finish(Request& r, int error) LB_REQUIRES(mu);
+  void FailObjectRequests(const std::shared_ptr<Object>& obj, int error) LB_REQUIRES(mu);
+  void Withdraw() LB_REQUIRES(mu);
+  void HandleCommand(std::string_view cmd) LB_REQUIRES(mu);
+  void HandleCopen(std::string_view args) LB_REQUIRES(mu);
+  void HandleCread(std::string_view args) LB_REQUIRES(mu);
+  void HandleRestore() LB_REQUIRES(mu);
+  Status ApplySize(Object& obj, std::uint64_t size) LB_REQUIRES(mu);
 
   // Threads (mu not held on entry).
-  void ServiceLoop();
-  void SenderLoop();
+  void ServiceLoop() LB_EXCLUDES(mu);
+  void SenderLoop() LB_EXCLUDES(mu);
   void Wake();
 };
 

@@ -71,7 +71,7 @@ Result<std::optional<std::size_t>> SimDevice::ReceiveFrame(void* buf, std::size_
 }
 
 Result<std::optional<CacheMessage>> SimDevice::Read() {
-  std::lock_guard lk(read_mu_);
+  MutexLock lk(&read_mu_);
   for (;;) {
     alignas(8) std::array<std::byte, kMaxMessageSize> buf;
     UniqueFd fd;
@@ -108,7 +108,7 @@ Status SimDevice::CompleteRead(int /*anon_fd*/, std::uint32_t msg_id) {
 }
 
 Status SimDevice::Restore() {
-  std::lock_guard lk(read_mu_);
+  MutexLock lk(&read_mu_);
   LB_RETURN_IF_ERROR(Send("restore"));
   // Frames queued before the simulator processed the restore are stale: it re-sends every
   // request that still needs an answer after the marker.

@@ -17,10 +17,10 @@
 #define LAZYBLOB_TRANSPORT_SIM_DEVICE_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "core/cache_device.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "core/unique_fd.h"
 
@@ -53,7 +53,7 @@ class SimDevice final : public CacheDevice {
                                                   bool wait);
 
   UniqueFd fd_;
-  std::mutex read_mu_;
+  Mutex read_mu_;  // one reader at a time: Read() and Restore() consume frames
   int restore_timeout_ms_ = 60'000;
 };
 

@@ -451,9 +451,10 @@ TEST_F(RequestEngineTest, DispatcherStopsReadingWhileTheQueueIsFull) {
   EXPECT_EQ(stats_.queue_depth.load(), 0);
 }
 
-TEST_F(RequestEngineTest, RestoreAsksTheDevice) {
-  StartEngine();
-  ASSERT_TRUE(engine_->Restore().ok());
+TEST_F(RequestEngineTest, RestoreOnStartAsksTheDeviceBeforeReading) {
+  EngineOptions o;
+  o.restore_on_start = true;
+  StartEngine(o);
   EXPECT_EQ(device_.restores(), 1);
   EXPECT_EQ(stats_.restored.load(), 1);
 }
