@@ -39,13 +39,12 @@
 
 #include "core/chunk_source.h"
 #include "core/status.h"
+#include "store/blob_info.h"
 #include "store/blob_lease.h"
 #include "store/chunker.h"
 #include "store/pack_format.h"
 
 namespace lazyblob {
-
-using Sha256Digest = std::array<std::uint8_t, 32>;
 
 struct ChunkStoreOptions {
   std::string path;                // the store directory
@@ -90,15 +89,6 @@ struct ImportResult {
   std::uint64_t new_chunks = 0;        // chunks not in the store before
   std::uint64_t new_stored_bytes = 0;  // pack bytes written for them (records included)
   bool already_present = false;        // same id + same content was already stored
-};
-
-struct BlobInfo {
-  std::string id;
-  std::uint64_t size = 0;
-  std::uint64_t chunk_count = 0;
-  ChunkerOptions chunker;
-  Sha256Digest sha256{};  // of the whole blob
-  std::int64_t created_unix_s = 0;
 };
 
 // One chunk as a pack record keeps it: what `lazyblob push` uploads and what chunks

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/chunk_source.h"
-#include "store/chunk_store.h"
+#include "store/blob_info.h"
 
 struct evp_md_ctx_st;
 

@@ -20,7 +20,9 @@
 
 #include "core/chunk_source.h"
 #include "core/status.h"
-#include "store/chunk_store.h"
+#include "store/blob_info.h"
+#include "store/chunker.h"
+#include "store/index_codec.h"
 #include "store/pack_format.h"
 
 namespace rocksdb {
@@ -30,24 +32,6 @@ class WriteBatch;
 }  // namespace rocksdb
 
 namespace lazyblob {
-
-// Where a chunk lives: the value of the "chunks" column family.
-struct ChunkLocation {
-  std::uint32_t pack_id = 0;
-  std::uint64_t offset = 0;  // of the record header in the pack
-  std::uint32_t stored_len = 0;
-  std::uint32_t raw_len = 0;
-  Codec codec = Codec::kRaw;
-  Sha256Digest sha256{};
-};
-
-// The value of the "blobs" column family.
-struct BlobRecord {
-  BlobInfo info;
-  std::uint64_t seq = 0;  // of the manifest that created it
-  std::uint32_t manifest_pack = 0;
-  std::uint64_t manifest_offset = 0;
-};
 
 struct StoreMeta {
   std::uint32_t format_version = kPackFormatVersion;
