@@ -41,10 +41,9 @@ Result<ChunkCache::Lookup> ChunkCache::GetOrLoad(const ChunkKey& key, const Load
     if (auto it = shard.flights.find(key); it != shard.flights.end()) {
       flight = it->second;
     } else {
-      flight = std::make_shared<Flight>();
-      shard.flights.emplace(key, flight);
-      // This thread is the loader; fall through below with `owner` semantics.
-      flight.reset();
+      // No load in flight: this thread registers one and runs the loader below; a null
+      // `flight` is what tells it so.
+      shard.flights.emplace(key, std::make_shared<Flight>());
     }
   }
 
