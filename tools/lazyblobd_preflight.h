@@ -1,14 +1,15 @@
 // Preflight: what lazyblobd checks before it opens the device, so that a broken start
 // exits 2 at once and touches nothing (no device commands written, no cache bound):
 //
-//   1. the store opens (read-only, as the worker will open it);
+//   1. the store opens (read-only, as the worker will open it; in a forked child, so the
+//      supervisor stays single-threaded);
 //   2. the cache directory is a directory (not with the test-only simulator);
 //   3. the metrics address parses and can be bound now;
 //   4. the device is the cachefiles character device (CheckCachefilesDevice).
 //
 // --check-config runs exactly these and exits.
 //
-// Thread-safety: call from the main thread before any other thread exists.
+// Thread-safety: call from the main thread before any other thread exists (it forks).
 #ifndef LAZYBLOB_TOOLS_LAZYBLOBD_PREFLIGHT_H_
 #define LAZYBLOB_TOOLS_LAZYBLOBD_PREFLIGHT_H_
 
