@@ -46,6 +46,23 @@ echo '# edited' >>"$prefix/etc/lazyblob/lazyblobd.toml"
 cmake --install "$BUILD" --prefix "$prefix" >/dev/null 2>&1
 check "a reinstall keeps the edited config" grep -q '^# edited' "$prefix/etc/lazyblob/lazyblobd.toml"
 check "man page renders" bash -c "man -l '$prefix/share/man/man8/lazyblobd.8' 2>/dev/null | grep -q check-config || ! command -v man >/dev/null"
+# Both are generated from --help: every verb and flag the binaries have is in them.
+for verb in $("$prefix/bin/lazyblob" --help | sed -n '/^Subcommands:/,/^$/p' | awk 'NR > 1 && NF {print $1}'); do
+  check "lazyblob(1) documents '$verb'" grep -q "^\.SS $verb\$" "$prefix/share/man/man1/lazyblob.1"
+done
+complete_words() {  # COMPLETION_FILE FUNCTION WORDS...: what bash completes for the last word
+  bash -c 'source "$1"; f=$2; shift 2; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); "$f"; echo "${COMPREPLY[*]}"' \
+    _ "$@"
+}
+comp=$prefix/share/bash-completion/completions
+check "completion: 'lazyblob im<TAB>' gives import" \
+  test "$(complete_words "$comp/lazyblob" _lazyblob lazyblob im)" = import
+check "completion: 'lazyblob export --no-c<TAB>' gives --no-clobber" \
+  test "$(complete_words "$comp/lazyblob" _lazyblob lazyblob export --no-c)" = --no-clobber
+check "completion: 'lazyblob import --chunker <TAB>' gives cdc fixed" \
+  test "$(complete_words "$comp/lazyblob" _lazyblob lazyblob import --chunker '')" = "cdc fixed"
+check "completion: 'lazyblobd --check<TAB>' gives --check-config, and no test-only flag" \
+  bash -c "test \"\$(bash -c 'source \"$comp/lazyblobd\"; COMP_WORDS=(lazyblobd --check); COMP_CWORD=1; _lazyblobd; echo \"\${COMPREPLY[*]}\"')\" = --check-config && ! grep -q sim '$comp/lazyblobd'"
 
 if command -v systemd-analyze >/dev/null; then
   # verify prints problems on stderr and exits non-zero on errors; warnings about this unit
