@@ -9,8 +9,12 @@
 #include <cstring>
 #include <exception>
 
+#include <CivetServer.h>
+#include <civetweb.h>
+
 #include "core/unique_fd.h"
-#include "prometheus/exposer.h"
+#include "metrics/process_metrics.h"
+#include "prometheus/text_serializer.h"
 
 namespace lazyblob {
 namespace {
@@ -45,6 +49,13 @@ Result<ParsedAddress> ParseListenAddress(const std::string& text) {
     a6->sin6_family = AF_INET6;
     a6->sin6_port = htons(static_cast<std::uint16_t>(port));
     if (inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) return bad();
+    if (mg_check_feature(8) == 0) {
+      return Unsupported("metrics endpoint '" + text +
+                         "': IPv6 is not supported: the civetweb library this lazyblobd uses "
+                         "(Debian 12's libcivetweb1) is built without IPv6; listen on an IPv4 "
+                         "address such as 127.0.0.1:" +
+                         port_text);
+    }
     out.len = sizeof(sockaddr_in6);
   } else {
     auto* a4 = reinterpret_cast<sockaddr_in*>(&out.addr);
@@ -75,7 +86,37 @@ Status ProbeBind(const std::string& text, const ParsedAddress& a) {
   return Status::Ok();
 }
 
+// GET /metrics: every family of the stats, then the process_* metrics.
+class MetricsHandler final : public CivetHandler {
+ public:
+  explicit MetricsHandler(std::shared_ptr<PrometheusEngineStats> stats)
+      : stats_(std::move(stats)) {}
+
+  bool handleGet(CivetServer* server, mg_connection* conn) override {
+    std::vector<prometheus::MetricFamily> families = stats_->Collect();
+    for (auto& f : ProcessMetricFamilies()) families.push_back(std::move(f));
+    const std::string body = prometheus::TextSerializer().Serialize(families);
+    mg_printf(conn,
+              "HTTP/1.1 200 OK\r\n"
+              "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+              "Content-Length: %zu\r\n"
+              "Connection: close\r\n\r\n",
+              body.size());
+    mg_write(conn, body.data(), body.size());
+    return true;
+  }
+
+ private:
+  const std::shared_ptr<PrometheusEngineStats> stats_;
+};
+
 }  // namespace
+
+Status CheckMetricsListenAddress(const std::string& listen_address) {
+  LB_ASSIGN_OR_RETURN(ParsedAddress parsed, ParseListenAddress(listen_address));
+  if (parsed.port != 0) LB_RETURN_IF_ERROR(ProbeBind(listen_address, parsed));
+  return Status::Ok();
+}
 
 Status MetricsServerOptions::Validate() const {
   if (stats == nullptr) return InvalidArgument("metrics server: no stats to serve");
@@ -85,16 +126,19 @@ Status MetricsServerOptions::Validate() const {
 
 Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const MetricsServerOptions& options) {
   LB_RETURN_IF_ERROR(options.Validate());
-  LB_ASSIGN_OR_RETURN(ParsedAddress parsed, ParseListenAddress(options.listen_address));
-  if (parsed.port != 0) LB_RETURN_IF_ERROR(ProbeBind(options.listen_address, parsed));
+  LB_RETURN_IF_ERROR(CheckMetricsListenAddress(options.listen_address));
 
   std::unique_ptr<MetricsServer> server(new MetricsServer());
-  server->stats_ = options.stats;
+  server->handler_ = std::make_unique<MetricsHandler>(options.stats);
   try {
-    server->exposer_ = std::make_unique<prometheus::Exposer>(
-        options.listen_address, static_cast<std::size_t>(options.num_threads));
-    server->exposer_->RegisterCollectable(server->stats_);
-    const std::vector<int> ports = server->exposer_->GetListeningPorts();
+    const std::vector<std::string> civet_options = {
+        "listening_ports", options.listen_address, "num_threads",
+        std::to_string(options.num_threads),
+        // A scraper that stalls mid-request must not hold a thread forever.
+        "request_timeout_ms", "10000"};
+    server->server_ = std::make_unique<CivetServer>(civet_options);
+    server->server_->addHandler("/metrics", server->handler_.get());
+    const std::vector<int> ports = server->server_->getListeningPorts();
     if (ports.empty()) return Internal("metrics endpoint " + options.listen_address + ": no port");
     server->port_ = ports.front();
   } catch (const std::exception& e) {
@@ -105,6 +149,9 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const MetricsServerO
   return server;
 }
 
-MetricsServer::~MetricsServer() = default;
+MetricsServer::~MetricsServer() {
+  // Stop serving (joins civetweb's threads) before the handler it calls goes away.
+  if (server_) server_->close();
+}
 
 }  // namespace lazyblob

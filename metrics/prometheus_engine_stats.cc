@@ -3,14 +3,8 @@
 #include <atomic>
 #include <limits>
 
+#include "lazyblob_version.h"  // generated: LAZYBLOB_VERSION, LAZYBLOB_REVISION
 #include "prometheus/text_serializer.h"
-
-#ifndef LAZYBLOB_VERSION
-#define LAZYBLOB_VERSION "unknown"
-#endif
-#ifndef LAZYBLOB_REVISION
-#define LAZYBLOB_REVISION "unknown"
-#endif
 
 namespace lazyblob {
 namespace {
@@ -108,6 +102,7 @@ std::string BuildVersion() { return LAZYBLOB_VERSION; }
 std::string BuildRevision() { return LAZYBLOB_REVISION; }
 
 Status PrometheusEngineStatsOptions::Validate() const {
+  if (max_blob_series < 0) return InvalidArgument("metrics: max_blob_series must be >= 0");
   if (version.empty()) return InvalidArgument("metrics: version must not be empty");
   if (revision.empty()) return InvalidArgument("metrics: revision must not be empty");
   return Status::Ok();
@@ -246,7 +241,7 @@ void PrometheusEngineStats::CollectShards(std::vector<MetricFamily>& out) const 
   MetricFamily stage_seconds =
       Family("lazyblob_stage_seconds_total",
              "Time spent serving READs, by stage: lookup, read, decompress, verify (per chunk "
-             "loaded from the store), write (per chunk written), complete (per READ).",
+             "loaded from the store), write (per pwritev of a run of chunks), complete (per READ).",
              MetricType::Counter);
   MetricFamily stage_ops = Family("lazyblob_stage_operations_total",
                                   "Timed operations behind lazyblob_stage_seconds_total, by stage.",
@@ -280,12 +275,24 @@ void PrometheusEngineStats::CollectOthers(std::vector<MetricFamily>& out) const 
   out.push_back(Gauge("lazyblob_open_objects", "Cache objects open (OPEN answered, not closed).",
                       static_cast<double>(open_objects_)));
   if (options_.per_blob_gauge) {
-    MetricFamily f =
-        Family("lazyblob_open_blob", "Open cache objects per blob id.", MetricType::Gauge);
+    MetricFamily f = Family("lazyblob_open_blob",
+                            "Open cache objects per blob id (at most max_blob_series ids, in id "
+                            "order; lazyblob_open_blob_unlisted counts the rest).",
+                            MetricType::Gauge);
+    std::int64_t unlisted = 0;
+    int listed = 0;
     for (const auto& [blob, count] : open_blobs_) {
-      AddMetric(f, {{"blob", blob}}).gauge.value = static_cast<double>(count);
+      if (listed < options_.max_blob_series) {
+        AddMetric(f, {{"blob", blob}}).gauge.value = static_cast<double>(count);
+        ++listed;
+      } else {
+        ++unlisted;
+      }
     }
     out.push_back(std::move(f));
+    out.push_back(Gauge("lazyblob_open_blob_unlisted",
+                        "Open blob ids left out of lazyblob_open_blob by its series cap.",
+                        static_cast<double>(unlisted)));
   }
   if (have_store_gauges_) {
     for (auto& f : StoreGaugeFamilies(store_gauges_)) out.push_back(std::move(f));

@@ -2,6 +2,8 @@
 // data model (every lazyblob_* metric, as listed in metrics/README.md). It is also a
 // prometheus::Collectable, so MetricsServer (or anything else) can scrape it.
 //
+// The store gauges come from metrics/store_gauges.h, the one writer of lazyblob_store_*.
+//
 // Cost: the READ-path calls (RequestDone, BytesRequested, BytesWritten, ChunkLookup,
 // Decompressed, StageTime, InFlight, QueueDepth, ...) write only the calling thread's StatsShard
 // (no lock, no locked instruction); Collect() merges the shards. OpenObjects and
@@ -35,9 +37,13 @@ std::string BuildVersion();
 std::string BuildRevision();
 
 struct PrometheusEngineStatsOptions {
-  // Publish lazyblob_open_blob{blob="<id>"} (one series per open blob id; bounded by what
-  // is open). Off: only the lazyblob_open_objects total.
+  // Publish lazyblob_open_blob{blob="<id>"}, one series per open blob id, and
+  // lazyblob_open_blob_unlisted. Off: only the lazyblob_open_objects total.
   bool per_blob_gauge = true;
+  // At most this many lazyblob_open_blob series (the lowest ids); the other open ids are
+  // counted in lazyblob_open_blob_unlisted. Keeps a node with thousands of mounted images
+  // from flooding Prometheus with series.
+  int max_blob_series = 64;
   std::string version = BuildVersion();    // lazyblob_build_info{version=...}
   std::string revision = BuildRevision();  // lazyblob_build_info{revision=...}
 

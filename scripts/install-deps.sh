@@ -8,12 +8,15 @@ BUILD_PKGS=(
   libtbb-dev librocksdb-dev libzstd-dev libxxhash-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev libsystemd-dev nlohmann-json3-dev libtomlplusplus-dev libcurl4-openssl-dev
+  libcivetweb-dev python3
 )
 # Everything the README's test command runs, benchmark smoke runs included (their reports
 # plot with matplotlib).
 TEST_PKGS=(
   erofs-utils e2fsprogs util-linux cpio busybox-static qemu-system-x86 prometheus curl
   python3 xz-utils python3-matplotlib docker-registry apache2-utils openssl
+  # systemd-analyze (verify of the installed unit) and man (the generated man pages).
+  systemd man-db
 )
 KERNEL_PKGS=(linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves)
 # Only the full benchmarks (bench/run.sh without --smoke) compare against these.

@@ -88,6 +88,8 @@ struct ImportResult {
   std::uint64_t chunks = 0;            // chunks in the blob's map
   std::uint64_t new_chunks = 0;        // chunks not in the store before
   std::uint64_t new_stored_bytes = 0;  // pack bytes written for them (records included)
+  std::uint64_t new_bytes = 0;         // uncompressed bytes of those new chunks; size - new_bytes
+                                       // were reused (already stored, or repeated in the blob)
   bool already_present = false;        // same id + same content was already stored
 };
 

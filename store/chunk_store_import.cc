@@ -276,6 +276,7 @@ Result<ImportResult> ChunkStore::Impl::Import(const std::string& path, const Imp
                                                   h.raw_len, w->codec, w->sha}});
         ++result.new_chunks;
         result.new_stored_bytes += kRecordHeaderBytes + payload.size();
+        result.new_bytes += w->raw.size();
       }
     }
     done += w->raw.size();

@@ -11,9 +11,9 @@ add_library(lazyblob_cli STATIC
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_format.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_output.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_progress.cc)
-target_link_libraries(lazyblob_cli PUBLIC lazyblob_registry lazyblob_store lazyblob_core nlohmann_json::nlohmann_json
-  Threads::Threads)
+target_link_libraries(lazyblob_cli PUBLIC lazyblob_tools_common lazyblob_registry lazyblob_store
+  lazyblob_core nlohmann_json::nlohmann_json Threads::Threads)
 
 add_executable(lazyblob ${CMAKE_CURRENT_LIST_DIR}/lazyblob_main.cc)
 target_link_libraries(lazyblob PRIVATE lazyblob_cli CLI11::CLI11)
-install(TARGETS lazyblob RUNTIME DESTINATION bin)
+install(TARGETS lazyblob RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -80,11 +81,19 @@ Status AtomicFile::Write(std::string_view data) {
   return Status::Ok();
 }
 
-Status AtomicFile::Commit() {
+Status AtomicFile::Commit(bool replace) {
   if (fsync(fd_.get()) != 0) return Status::FromErrno(errno, path_);
   // close() may report a delayed write error (NFS, ENOSPC on some filesystems).
   if (close(fd_.release()) != 0) return Status::FromErrno(errno, path_);
-  if (rename(tmp_path_.c_str(), path_.c_str()) != 0) return Status::FromErrno(errno, path_);
+  if (!replace) {
+    if (renameat2(AT_FDCWD, tmp_path_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) != 0) {
+      const int err = errno;
+      if (err == EEXIST) return AlreadyExists(path_ + ": exists (--no-clobber); nothing written");
+      return Status::FromErrno(err, path_);
+    }
+  } else if (rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+    return Status::FromErrno(errno, path_);
+  }
   committed_ = true;
   UntrackTemp();
   UniqueFd dir(open(DirName(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -30,8 +30,9 @@ class AtomicFile {
   // Borrowed fd of the temp file (valid until Commit or destruction).
   int fd() const { return fd_.get(); }
   Status Write(std::string_view data);
-  // fsync + rename over the target + fsync of the directory.
-  Status Commit();
+  // fsync + rename over the target + fsync of the directory. `replace` false: kAlreadyExists
+  // if the target exists by then (renameat2 RENAME_NOREPLACE), and the temp file goes.
+  Status Commit(bool replace = true);
 
   // Installs SIGINT/SIGTERM/SIGHUP handlers that unlink the live temp file and exit 130.
   static void InstallCleanupOnSignal();

@@ -23,7 +23,7 @@ ExitCode RunRm(const GlobalFlags& g, const std::string& id) {
   }
   if (g.json) {
     PrintJson({{"id", id}, {"removed", true}});
-  } else {
+  } else if (!g.quiet) {
     std::printf("removed %s (run 'lazyblob gc' to reclaim the space of its unshared chunks)\n",
                 id.c_str());
   }
@@ -44,6 +44,7 @@ ExitCode RunGc(const GlobalFlags& g, bool dry_run) {
     PrintJson(ToJson(r));
     return kExitOk;
   }
+  if (g.quiet) return kExitOk;
   std::printf("gc%s: %s %llu unreferenced chunks, %s %s (%llu packs rewritten, %llu deleted)\n",
               dry_run ? " (dry run)" : "", dry_run ? "would remove" : "removed",
               static_cast<ull>(r.chunks_removed), dry_run ? "would reclaim" : "reclaimed",

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 
 #include "core/aligned_buffer.h"
@@ -13,6 +14,7 @@
 #include "tools/lazyblob_format.h"
 #include "tools/lazyblob_output.h"
 #include "tools/lazyblob_progress.h"
+#include "tools/store_gauges_from_stats.h"
 
 namespace lazyblob::cli {
 namespace {
@@ -65,12 +67,49 @@ std::string JoinIds(const std::vector<std::string>& ids) {
   return s.empty() ? "(none)" : s;
 }
 
+// All blobs, or the one named `id` (kNotFound naming the store when it has none).
+Result<std::vector<BlobInfo>> GetBlobs(ChunkStore& store, const GlobalFlags& g,
+                                       const std::optional<std::string>& id) {
+  if (!id) return store.ListBlobs();
+  auto blob = store.GetBlob(*id);
+  if (!blob.ok()) {
+    if (blob.status().code() == StatusCode::kNotFound) {
+      return NotFound("no blob '" + *id + "' in " + g.store);
+    }
+    return blob.status();
+  }
+  return std::vector<BlobInfo>{*blob};
+}
+
+ExitCode StatOneBlob(ChunkStore& store, const GlobalFlags& g, const std::string& id) {
+  auto blobs = GetBlobs(store, g, id);
+  if (!blobs.ok()) return Fail(g, "stat", blobs.status());
+  const BlobInfo& b = blobs->front();
+  if (g.json) {
+    nlohmann::json doc = ToJson(b);
+    doc["store"] = g.store;
+    PrintJson(doc);
+    return kExitOk;
+  }
+  std::printf("id       %s\n", b.id.c_str());
+  std::printf("size     %s (%llu bytes)\n", HumanBytes(b.size).c_str(), static_cast<ull>(b.size));
+  std::printf("chunks   %llu\n", static_cast<ull>(b.chunk_count));
+  std::printf("chunker  %s\n", b.chunker.ToString().c_str());
+  std::printf("sha256   %s\n", Hex(b.sha256.data(), b.sha256.size()).c_str());
+  std::printf("created  %s\n", HumanTime(b.created_unix_s).c_str());
+  std::printf("store    %s\n", g.store.c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
-ExitCode RunLs(const GlobalFlags& g) {
+ExitCode RunLs(const GlobalFlags& g, const std::optional<std::string>& id) {
+  if (id) {
+    if (Status s = ChunkStore::ValidateBlobId(*id); !s.ok()) return Fail(g, "ls", s);
+  }
   auto store = OpenStore(g, /*writable=*/false);
   if (!store.ok()) return Fail(g, "ls", store.status());
-  auto blobs = (*store)->ListBlobs();
+  auto blobs = GetBlobs(**store, g, id);
   if (!blobs.ok()) return Fail(g, "ls", blobs.status());
   if (g.json) {
     nlohmann::json arr = nlohmann::json::array();
@@ -93,14 +132,18 @@ ExitCode RunLs(const GlobalFlags& g) {
   return kExitOk;
 }
 
-ExitCode RunStat(const GlobalFlags& g, const StatFlags& f) {
+ExitCode RunStat(const GlobalFlags& g, const StatFlags& f, const std::optional<std::string>& id) {
+  if (id) {
+    if (Status s = ChunkStore::ValidateBlobId(*id); !s.ok()) return Fail(g, "stat", s);
+  }
   auto store = OpenStore(g, /*writable=*/false);
   if (!store.ok()) return Fail(g, "stat", store.status());
+  if (id) return StatOneBlob(**store, g, *id);
   auto stats = (*store)->Stats();
   if (!stats.ok()) return Fail(g, "stat", stats.status());
   const StoreStats& s = *stats;
   if (f.prometheus) {
-    const std::string text = PrometheusText(s);
+    const std::string text = StoreGaugesText(StoreGaugesFrom(s));
     if (f.output.empty() || f.output == "-") {
       std::fwrite(text.data(), 1, text.size(), stdout);
       return kExitOk;
@@ -149,6 +192,9 @@ ExitCode RunExport(const GlobalFlags& g, const ExportFlags& f) {
     if (stat(f.output.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
       return Fail(g, kVerb, InvalidArgument(f.output + ": is a directory"));
     }
+    if (f.no_clobber && lstat(f.output.c_str(), &st) == 0) {
+      return Fail(g, kVerb, AlreadyExists(f.output + ": exists (--no-clobber); nothing written"));
+    }
   }
   if (Status s = ChunkStore::ValidateBlobId(f.id); !s.ok()) return Fail(g, kVerb, s);
   auto store = OpenStore(g, /*writable=*/false);
@@ -168,12 +214,13 @@ ExitCode RunExport(const GlobalFlags& g, const ExportFlags& f) {
   auto file = AtomicFile::Create(f.output, 0644);
   if (!file.ok()) return Fail(g, kVerb, file.status());
   Status s = CopyBlob(**store, *blob->map, file->fd(), f.output, bar);
-  if (s.ok()) s = file->Commit();
+  // --no-clobber: the final rename must not replace a file that appeared meanwhile.
+  if (s.ok()) s = file->Commit(/*replace=*/!f.no_clobber);
   bar.Finish();
   if (!s.ok()) return Fail(g, kVerb, s);
   if (g.json) {
     PrintJson({{"id", f.id}, {"size", blob->map->size}, {"output", f.output}});
-  } else {
+  } else if (!g.quiet) {
     std::printf("exported %s to %s (%s)\n", f.id.c_str(), f.output.c_str(),
                 HumanBytes(blob->map->size).c_str());
   }
@@ -188,9 +235,14 @@ ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id) {
   auto store = OpenStore(g, /*writable=*/false);
   if (!store.ok()) return Fail(g, kVerb, store.status());
   ProgressBar bar("verify", g.progress());
+  const auto start = std::chrono::steady_clock::now();
   auto report = (*store)->Verify(id, [&bar](std::uint64_t done, std::uint64_t total) {
     bar.Update(done, total, /*bytes=*/false);
   });
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double chunks_per_s =
+      seconds > 0 && report.ok() ? static_cast<double>(report->chunks_checked) / seconds : 0.0;
   bar.Finish();
   if (!report.ok()) {
     Status s = report.status();
@@ -200,7 +252,10 @@ ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id) {
   }
   const VerifyReport& r = *report;
   if (g.json) {
-    PrintJson(ToJson(r));
+    nlohmann::json doc = ToJson(r);
+    doc["elapsed_s"] = seconds;
+    doc["chunks_per_s"] = chunks_per_s;
+    PrintJson(doc);
     return r.clean() ? kExitOk : kExitDataProblem;
   }
   std::vector<std::string> hit;
@@ -217,14 +272,18 @@ ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id) {
   std::sort(hit.begin(), hit.end());
   hit.erase(std::unique(hit.begin(), hit.end()), hit.end());
   if (r.clean()) {
-    std::printf("verify: OK: %llu blobs, %llu chunks checked\n", static_cast<ull>(r.blobs_checked),
-                static_cast<ull>(r.chunks_checked));
+    if (!g.quiet) {
+      std::printf("verify: OK: %llu blobs, %llu chunks checked in %s (%.0f chunks/s)\n",
+                  static_cast<ull>(r.blobs_checked), static_cast<ull>(r.chunks_checked),
+                  HumanSeconds(seconds).c_str(), chunks_per_s);
+    }
     return kExitOk;
   }
   std::printf(
-      "verify: FAILED: %zu corrupt and %zu missing chunks (%llu chunks checked); "
+      "verify: FAILED: %zu corrupt and %zu missing chunks (%llu chunks checked in %s); "
       "blobs hit: %s\n",
-      r.corrupt.size(), r.missing.size(), static_cast<ull>(r.chunks_checked), JoinIds(hit).c_str());
+      r.corrupt.size(), r.missing.size(), static_cast<ull>(r.chunks_checked),
+      HumanSeconds(seconds).c_str(), JoinIds(hit).c_str());
   return kExitDataProblem;
 }
 

@@ -9,6 +9,7 @@
 #include "registry/puller.h"
 #include "registry/pusher.h"
 #include "registry/registry_client.h"
+#include "tools/byte_size.h"
 #include "tools/lazyblob_commands.h"
 #include "tools/lazyblob_format.h"
 #include "tools/lazyblob_output.h"

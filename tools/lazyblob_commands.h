@@ -27,12 +27,17 @@ struct GlobalFlags {
   std::string store = kDefaultStorePath;
   bool json = false;
   bool no_progress = false;
-  // Draw progress bars: stderr is a terminal and --no-progress was not given.
+  bool quiet = false;      // -q: errors, warnings and --json output only
+  bool verbose = false;    // -v: more detail
+  double lock_wait_s = 0;  // --lock-wait: how long a writer waits for the store's lock
+  // Draw progress bars: stderr is a terminal, and neither --no-progress nor -q was given.
   bool progress() const;
 };
 
 struct ImportFlags {
-  std::string file;
+  std::string file;                             // "-": standard input
+  bool force = false;                           // skip the EROFS checks (a raw blob)
+  bool id_given = false;                        // --id was on the command line
   std::string id;                               // empty: derived from the content
   std::string chunker;                          // "", "cdc" or "fixed"
   std::string avg_chunk, min_chunk, max_chunk;  // size text ("64K"); "" = default
@@ -42,6 +47,7 @@ struct ImportFlags {
 struct ExportFlags {
   std::string id;
   std::string output;  // a path or "-" for stdout
+  bool no_clobber = false;
 };
 
 struct StatFlags {
@@ -63,8 +69,8 @@ struct RegistryFlags {
 
 ExitCode RunInit(const GlobalFlags& g);
 ExitCode RunImport(const GlobalFlags& g, const ImportFlags& f);
-ExitCode RunLs(const GlobalFlags& g);
-ExitCode RunStat(const GlobalFlags& g, const StatFlags& f);
+ExitCode RunLs(const GlobalFlags& g, const std::optional<std::string>& id);
+ExitCode RunStat(const GlobalFlags& g, const StatFlags& f, const std::optional<std::string>& id);
 ExitCode RunExport(const GlobalFlags& g, const ExportFlags& f);
 ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id);
 ExitCode RunRm(const GlobalFlags& g, const std::string& id);
@@ -84,7 +90,8 @@ Status RequireStore(const std::string& dir);
 // True when `dir` does not exist or is an empty directory (import may create a store).
 bool StoreDirIsFresh(const std::string& dir);
 
-// Opens the store at g.store: a secondary reader, or the exclusive writer.
+// Opens the store at g.store: a secondary reader, or the exclusive writer. A writer waits
+// up to g.lock_wait_s for a lock another process holds (kBusy after that).
 Result<std::unique_ptr<ChunkStore>> OpenStore(const GlobalFlags& g, bool writable,
                                               bool create_if_missing = false);
 

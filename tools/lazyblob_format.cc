@@ -1,60 +1,10 @@
 #include "tools/lazyblob_format.h"
 
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 
 namespace lazyblob::cli {
-namespace {
-
-// Returns the multiplier of a size suffix, 0 when unknown.
-std::uint64_t SuffixMultiplier(std::string_view s) {
-  if (s.empty() || s == "B" || s == "b") return 1;
-  std::uint64_t m;
-  switch (s[0]) {
-    case 'k':
-    case 'K':
-      m = 1ULL << 10;
-      break;
-    case 'm':
-    case 'M':
-      m = 1ULL << 20;
-      break;
-    case 'g':
-    case 'G':
-      m = 1ULL << 30;
-      break;
-    case 't':
-    case 'T':
-      m = 1ULL << 40;
-      break;
-    default:
-      return 0;
-  }
-  std::string_view rest = s.substr(1);
-  if (rest.empty() || rest == "B" || rest == "iB" || rest == "ib" || rest == "b") return m;
-  return 0;
-}
-
-}  // namespace
-
-Result<std::uint64_t> ParseByteSize(std::string_view text) {
-  const auto bad = [&](std::string_view why) {
-    return InvalidArgument("bad size '" + std::string(text) + "': " + std::string(why) +
-                           " (examples: 4096, 64K, 1M, 1MiB)");
-  };
-  std::uint64_t number = 0;
-  const char* first = text.data();
-  const char* last = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(first, last, number);
-  if (ec == std::errc::result_out_of_range) return bad("too large");
-  if (ec != std::errc() || ptr == first) return bad("not a number");
-  const std::uint64_t mult = SuffixMultiplier(std::string_view(ptr, last - ptr));
-  if (mult == 0) return bad("unknown unit");
-  if (number > UINT64_MAX / mult) return bad("too large");
-  return number * mult;
-}
 
 std::string HumanBytes(std::uint64_t bytes) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
@@ -69,6 +19,36 @@ std::string HumanBytes(std::uint64_t bytes) {
   const int decimals = v < 10 ? 2 : (v < 100 ? 1 : 0);
   std::snprintf(buf, sizeof buf, "%.*f %s", decimals, v, kUnits[unit]);
   return buf;
+}
+
+std::string HumanPercent(std::uint64_t part, std::uint64_t whole) {
+  char buf[32];
+  const double pct =
+      whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+  std::snprintf(buf, sizeof buf, "%.1f%%", pct);
+  return buf;
+}
+
+std::string HumanSeconds(double seconds) {
+  char buf[32];
+  if (!std::isfinite(seconds) || seconds < 0) seconds = 0;
+  if (seconds < 10) {
+    std::snprintf(buf, sizeof buf, "%.2f s", seconds);
+  } else if (seconds < 60) {
+    std::snprintf(buf, sizeof buf, "%.1f s", seconds);
+  } else if (seconds < 3600) {
+    const long s = static_cast<long>(seconds);
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  } else {
+    const long m = static_cast<long>(seconds / 60);
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", m / 60, m % 60);
+  }
+  return buf;
+}
+
+std::uint64_t BytesPerSecond(std::uint64_t bytes, double seconds) {
+  if (!(seconds > 0)) return 0;
+  return static_cast<std::uint64_t>(static_cast<double>(bytes) / seconds);
 }
 
 std::string HumanRatio(double ratio) {

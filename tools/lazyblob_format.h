@@ -1,6 +1,5 @@
-// Byte-size and time text for the lazyblob CLI: parsing size flags ("64K", "1MiB",
-// "4096") and printing sizes and timestamps for people. JSON output never uses these:
-// scripts get exact integers.
+// Size, rate and time text for people, as the lazyblob CLI prints them. JSON output never
+// uses these: scripts get exact numbers. Size flags are parsed by tools/byte_size.h.
 //
 // Thread-safety: pure functions.
 #ifndef LAZYBLOB_TOOLS_LAZYBLOB_FORMAT_H_
@@ -14,13 +13,17 @@
 
 namespace lazyblob::cli {
 
-// Parses "4096", "64K", "64k", "64KB", "64KiB", "1M", "1MiB", "2G", "1T" (binary
-// multiples: K = 1024). Whitespace, negative numbers, fractions, overflow and unknown
-// suffixes are kInvalidArgument.
-Result<std::uint64_t> ParseByteSize(std::string_view text);
-
 // "512 B", "64.0 KiB", "1.50 MiB", "3.21 GiB": three significant digits, binary units.
 std::string HumanBytes(std::uint64_t bytes);
+
+// part / whole as "75.0%"; "0.0%" when whole is 0.
+std::string HumanPercent(std::uint64_t part, std::uint64_t whole);
+
+// "0.42 s", "12.3 s", "2m05s", "1h02m".
+std::string HumanSeconds(double seconds);
+
+// bytes / seconds, 0 when no time passed (for "MiB/s" and JSON bytes_per_s).
+std::uint64_t BytesPerSecond(std::uint64_t bytes, double seconds);
 
 // "2.35x"; "-" when the denominator is zero.
 std::string HumanRatio(double ratio);

@@ -13,6 +13,7 @@
 #include "tools/lazyblob_atomic_file.h"
 #include "tools/lazyblob_commands.h"
 #include "tools/lazyblob_exit.h"
+#include "tools/tool_version.h"
 
 namespace lazyblob::cli {
 namespace {
@@ -33,7 +34,7 @@ struct Flags {
   ImportFlags import;
   ExportFlags exp;
   StatFlags stat;
-  std::string id;  // rm, verify, pull
+  std::string id;  // rm, verify, pull, ls, stat
   bool dry_run = false;
   RegistryFlags registry;
   std::vector<std::string> ids;  // push
@@ -46,7 +47,19 @@ CLI::Option* AddOutputFlags(CLI::App* sub, Flags& f, bool has_progress) {
     sub->add_flag("--no-progress", f.global.no_progress,
                   "Never draw a progress bar (drawn on stderr only when it is a terminal)");
   }
+  sub->add_flag("-q,--quiet", f.global.quiet,
+                "Print only errors, warnings and the result a script asks for (--json); no "
+                "progress bar, no notes, no summary of a change");
+  sub->add_flag("-v,--verbose", f.global.verbose, "Print more detail (chunker, timings)");
   return json;
+}
+
+// --lock-wait, for the verbs that take the store's writer lock.
+void AddLockWait(CLI::App* sub, Flags& f) {
+  sub->add_option("--lock-wait", f.global.lock_wait_s,
+                  "Seconds to wait for another writer (an import, gc, ...) to release the "
+                  "store's lock before giving up with exit 2. Default 0: fail at once")
+      ->check(CLI::Range(0.0, 86400.0));
 }
 
 CLI::App* AddImport(CLI::App& app, Flags& f) {
@@ -55,12 +68,17 @@ CLI::App* AddImport(CLI::App& app, Flags& f) {
       "Import FILE (e.g. an EROFS image) as a blob: split it into chunks, store the chunks "
       "the store does not have yet (zstd-compressed), and record the blob's chunk map. "
       "Creates the store if its directory does not exist or is empty. Importing the same "
-      "content under the same id again writes nothing.");
-  sub->add_option("FILE", f.import.file, "The file to import")->required();
+      "content under the same id again writes nothing. FILE must be an EROFS image the "
+      "kernel can serve through cachefiles (EROFS magic, 4096-byte blocks, a size that "
+      "matches the superblock); --force imports any bytes.");
+  sub->add_option("FILE", f.import.file, "The file to import; - reads standard input")->required();
+  sub->add_flag("--force", f.import.force,
+                "Import FILE even if it is not an EROFS image, e.g. a raw blob such as an "
+                "extra device made with mkfs.erofs --blobdev");
   sub->add_option("--id", f.import.id,
                   "Blob id, used as the EROFS fsid (mount -o fsid=ID): 1-255 bytes, no ',', "
                   "'/', whitespace or control characters. Default: derived from the content "
-                  "(first 32 hex digits of its SHA-256)");
+                  "(first 32 hex digits of its SHA-256). Must not start with '-'");
   sub->add_option("--chunker", f.import.chunker,
                   "cdc (content-defined, dedups shifted data) or fixed. Default: the store's "
                   "(cdc for a new store)")
@@ -74,12 +92,16 @@ CLI::App* AddImport(CLI::App& app, Flags& f) {
   sub->add_option("--zstd-level", f.import.zstd_level, "zstd level 1-19 (default 3)")
       ->check(CLI::Range(1, 19));
   AddOutputFlags(sub, f, true);
+  AddLockWait(sub, f);
   sub->footer(
       Footer("  lazyblob --store /srv/lb import rootfs.erofs --id rootfs-v1\n"
              "  lazyblob import app.erofs --chunker fixed --avg-chunk 1M --json\n"
+             "  curl -s https://example.org/app.erofs | lazyblob import - --id app-v2\n"
+             "  lazyblob import blobdev.img --id app-data --force   # a raw blob device\n"
              "  mount -t erofs none -o fsid=rootfs-v1 /mnt   # once lazyblobd serves the store\n"
-             "JSON keys: id, size, chunks, new_chunks, stored_bytes, already_present, file,\n"
-             "created_store.\n"));
+             "JSON keys: id, size, chunks, new_chunks, new_bytes, reused_bytes, dedup_percent,\n"
+             "stored_bytes, already_present, elapsed_s, bytes_per_s, file, created_store,\n"
+             "version.\n"));
   return sub;
 }
 
@@ -87,23 +109,26 @@ CLI::App* AddStat(CLI::App& app, Flags& f) {
   CLI::App* sub = app.add_subcommand(
       "stat",
       "Show store totals: blobs, unique chunks, logical/unique/stored bytes, dedup "
-      "and compression ratios, pack files.");
+      "and compression ratios, pack files. With ID: that blob's details.");
+  sub->add_option("ID", f.id, "Only this blob");
   CLI::Option* json = AddOutputFlags(sub, f, false);
   auto* prom =
       sub->add_flag("--prometheus", f.stat.prometheus,
                     "Print the totals in the Prometheus text format (lazyblob_store_* gauges) for "
                     "node_exporter's textfile collector");
   prom->excludes(json);
+  sub->get_option("ID")->excludes(prom);
   sub->add_option("--output", f.stat.output,
                   "With --prometheus: write to this file atomically (temp file + rename) "
                   "instead of stdout")
       ->needs(prom);
   sub->footer(
       Footer("  lazyblob stat\n"
+             "  lazyblob stat rootfs-v1\n"
              "  lazyblob stat --json | jq .dedup_ratio\n"
              "  lazyblob stat --prometheus --output /var/lib/node_exporter/textfile/lazyblob.prom\n"
              "JSON keys: blobs, chunks, logical_bytes, unique_bytes, stored_bytes, dedup_ratio,\n"
-             "compression_ratio, packs, pack_file_bytes, store.\n"));
+             "compression_ratio, packs, pack_file_bytes, store, version; with ID: as 'ls'.\n"));
   return sub;
 }
 
@@ -165,6 +190,7 @@ void AddRegistryVerbs(CLI::App& app, Flags& f,
   pull->add_option("--max-request", f.registry.max_request,
                    "Bytes one Range request may cover (default 8M)");
   AddOutputFlags(pull, f, true);
+  AddLockWait(pull, f);
   pull->footer(Footer(
       "  lazyblob --store /srv/lb pull --registry registry.example.com/lazy app-v1\n"
       "  lazyblob pull --registry http://127.0.0.1:5000/lazy app-v2 --auth-file auth.json --json\n"
@@ -181,30 +207,44 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
                          "Create an empty store at the --store directory (which must be missing or "
                          "empty). Optional: import creates the store too.");
   AddOutputFlags(init, f, false);
+  AddLockWait(init, f);
   init->footer(Footer("  lazyblob --store /srv/lb init\n"));
   run[init] = [fp] { return RunInit(fp->global); };
 
-  run[AddImport(app, f)] = [fp] { return RunImport(fp->global, fp->import); };
+  CLI::App* import = AddImport(app, f);
+  run[import] = [fp, import] {
+    fp->import.id_given = import->count("--id") > 0;
+    return RunImport(fp->global, fp->import);
+  };
 
   CLI::App* ls = app.add_subcommand(
       "ls",
-      "List the blobs: id, size, chunks, creation time. With --registry: the lazyblob blobs "
-      "a registry repository holds.");
+      "List the blobs: id, size, chunks, creation time. With ID: only that blob. With "
+      "--registry: the lazyblob blobs a registry repository holds.");
+  ls->add_option("ID", f.id, "Only this blob (exit 2 if the store has no such blob)");
   AddOutputFlags(ls, f, false);
   AddRegistryFlags(ls, f.registry, false);
   ls->footer(Footer(
-      "  lazyblob ls\n  lazyblob ls --json | jq -r '.blobs[].id'\n"
+      "  lazyblob ls\n  lazyblob ls rootfs-v1\n  lazyblob ls --json | jq -r '.blobs[].id'\n"
       "  lazyblob ls --registry registry.example.com/lazy\n"
-      "JSON: {\"blobs\": [{id, size, chunks, chunker, sha256, created, created_unix_s}]}\n"
+      "JSON: {\"blobs\": [{id, size, chunks, chunker, sha256, created, created_unix_s}],\n"
+      "\"version\"}\n"
       "With --registry: {\"registry\", \"blobs\": [{id, tag, size, chunks, sha256, created,\n"
       "manifest_digest}]}\n" +
       std::string(kRegistryHelp)));
-  run[ls] = [fp] {
-    return fp->registry.registry.empty() ? RunLs(fp->global)
-                                         : RunLsRegistry(fp->global, fp->registry);
+  run[ls] = [fp, ls] {
+    if (!fp->registry.registry.empty()) return RunLsRegistry(fp->global, fp->registry);
+    std::optional<std::string> id;
+    if (ls->count("ID") > 0) id = fp->id;
+    return RunLs(fp->global, id);
   };
 
-  run[AddStat(app, f)] = [fp] { return RunStat(fp->global, fp->stat); };
+  CLI::App* stat = AddStat(app, f);
+  run[stat] = [fp, stat] {
+    std::optional<std::string> id;
+    if (stat->count("ID") > 0) id = fp->id;
+    return RunStat(fp->global, fp->stat, id);
+  };
 
   CLI::App* exp = app.add_subcommand(
       "export",
@@ -212,9 +252,12 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
       "complete (temp file + rename); '-' writes to stdout.");
   exp->add_option("ID", f.exp.id, "The blob id")->required();
   exp->add_option("FILE", f.exp.output, "Output path, or - for stdout")->required();
+  exp->add_flag("-n,--no-clobber", f.exp.no_clobber,
+                "Refuse (exit 2) if FILE exists, instead of replacing it");
   AddOutputFlags(exp, f, true);
   exp->footer(
       Footer("  lazyblob export rootfs-v1 /tmp/rootfs.erofs\n"
+             "  lazyblob export --no-clobber rootfs-v1 rootfs.erofs\n"
              "  lazyblob export rootfs-v1 - | sha256sum\n"));
   run[exp] = [fp] { return RunExport(fp->global, fp->exp); };
 
@@ -224,7 +267,10 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
       "Names each corrupt or missing chunk and the blobs that use it; exit 1 if any.");
   verify->add_option("ID", f.id, "Only this blob");
   AddOutputFlags(verify, f, true);
-  verify->footer(Footer("  lazyblob verify\n  lazyblob verify rootfs-v1 --json\n"));
+  verify->footer(
+      Footer("  lazyblob verify\n  lazyblob verify rootfs-v1 --json\n"
+             "JSON keys: clean, blobs_checked, chunks_checked, corrupt, missing, elapsed_s,\n"
+             "chunks_per_s, version.\n"));
   run[verify] = [fp, verify] {
     std::optional<std::string> id;
     if (verify->count("ID") > 0) id = fp->id;
@@ -237,6 +283,7 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
       "(exit 2) while lazyblobd serves the blob.");
   rm->add_option("ID", f.id, "The blob id")->required();
   AddOutputFlags(rm, f, false);
+  AddLockWait(rm, f);
   rm->footer(Footer("  lazyblob rm rootfs-v1 && lazyblob gc\n"));
   run[rm] = [fp] { return RunRm(fp->global, fp->id); };
 
@@ -246,6 +293,7 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
       "delete the old packs. Refused (exit 2) while lazyblobd serves the store.");
   gc->add_flag("--dry-run", f.dry_run, "Only report what would be reclaimed");
   AddOutputFlags(gc, f, true);
+  AddLockWait(gc, f);
   gc->footer(Footer("  lazyblob gc --dry-run\n  lazyblob gc --json\n"));
   run[gc] = [fp] { return RunGc(fp->global, fp->dry_run); };
 
@@ -254,6 +302,7 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
                          "Recreate the RocksDB index (DIR/index) from the pack files alone, e.g. "
                          "after it was lost or damaged. Exit 1 if damaged records were skipped.");
   AddOutputFlags(rebuild, f, true);
+  AddLockWait(rebuild, f);
   rebuild->footer(Footer("  lazyblob rebuild-index\n"));
   run[rebuild] = [fp] { return RunRebuildIndex(fp->global); };
   AddRegistryVerbs(app, f, run);
@@ -269,7 +318,7 @@ std::string VerbOf(CLI::App& app) {
 std::optional<std::string> UnknownVerb(CLI::App& app, int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    if (arg == "--store") {
+    if (arg == "--store" || arg == "--lock-wait") {
       ++i;
       continue;
     }
@@ -293,7 +342,9 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   // Also accepted before or after any verb (fallthrough); listed in the verbs' help.
   app.add_flag("--no-progress", flags.global.no_progress, "Never draw a progress bar")->group("");
-  app.set_version_flag("--version", "lazyblob 0.1.0");
+  app.add_flag("-q,--quiet", flags.global.quiet, "Print only errors and results")->group("");
+  app.add_flag("-v,--verbose", flags.global.verbose, "Print more detail")->group("");
+  app.set_version_flag("--version", "lazyblob " + ToolVersion(), "Print the version and exit");
   app.require_subcommand(1);
   app.fallthrough();
   app.footer(std::string("\nRun 'lazyblob VERB --help' for a verb's options and examples.\n") +

@@ -1,8 +1,10 @@
 #include "tools/lazyblob_output.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "tools/lazyblob_format.h"
+#include "tools/tool_version.h"
 
 namespace lazyblob::cli {
 
@@ -18,10 +20,15 @@ std::string Hex(const std::uint8_t* data, std::size_t size) {
 }
 
 nlohmann::json ToJson(const ImportResult& r) {
+  const std::uint64_t reused = r.size - std::min(r.size, r.new_bytes);
   return {{"id", r.id},
           {"size", r.size},
           {"chunks", r.chunks},
           {"new_chunks", r.new_chunks},
+          {"new_bytes", r.new_bytes},
+          {"reused_bytes", reused},
+          {"dedup_percent",
+           r.size == 0 ? 0.0 : 100.0 * static_cast<double>(reused) / static_cast<double>(r.size)},
           {"stored_bytes", r.new_stored_bytes},
           {"already_present", r.already_present}};
 }
@@ -90,54 +97,10 @@ nlohmann::json ErrorJson(const Status& status) {
            {{"code", std::string(StatusCodeName(status.code()))}, {"message", status.message()}}}};
 }
 
-namespace {
-
-void Gauge(std::string& out, const char* name, const char* help, const std::string& value) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += " gauge\n";
-  out += name;
-  out += ' ';
-  out += value;
-  out += '\n';
-}
-
-std::string Num(std::uint64_t v) { return std::to_string(v); }
-
-std::string Num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
-
-}  // namespace
-
-std::string PrometheusText(const StoreStats& s) {
-  std::string out;
-  Gauge(out, "lazyblob_store_blobs", "Blobs in the lazyblob chunk store.", Num(s.blobs));
-  Gauge(out, "lazyblob_store_chunks", "Unique chunks in the lazyblob chunk store.", Num(s.chunks));
-  Gauge(out, "lazyblob_store_logical_bytes", "Sum of the sizes of all blobs, in bytes.",
-        Num(s.logical_bytes));
-  Gauge(out, "lazyblob_store_unique_bytes",
-        "Sum of the uncompressed sizes of the unique chunks, in bytes.", Num(s.unique_bytes));
-  Gauge(out, "lazyblob_store_stored_bytes",
-        "Sum of the stored (compressed) sizes of the unique chunks, in bytes.",
-        Num(s.stored_bytes));
-  Gauge(out, "lazyblob_store_packs", "Pack files in the store.", Num(s.packs));
-  Gauge(out, "lazyblob_store_pack_file_bytes", "Total size of the pack files, in bytes.",
-        Num(s.pack_file_bytes));
-  Gauge(out, "lazyblob_store_dedup_ratio", "logical_bytes / unique_bytes.", Num(s.dedup_ratio));
-  Gauge(out, "lazyblob_store_compression_ratio", "unique_bytes / stored_bytes.",
-        Num(s.compression_ratio));
-  return out;
-}
-
 void PrintJson(const nlohmann::json& doc) {
-  const std::string text = doc.dump(2);
+  nlohmann::json versioned = doc;
+  if (versioned.is_object() && !versioned.contains("version")) versioned["version"] = ToolVersion();
+  const std::string text = versioned.dump(2);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fputc('\n', stdout);
 }

@@ -1,6 +1,6 @@
-// How lazyblob CLI results are shown: JSON documents for scripts (exact integers, stable
-// keys) and the Prometheus text exposition of the store gauges for node_exporter's
-// textfile collector. Human-readable tables live with the verbs.
+// How lazyblob CLI results are shown to scripts: JSON documents (exact integers, stable
+// keys, and a "version" key in every document). Human-readable tables live with the verbs;
+// `stat --prometheus` uses metrics/store_gauges.h, the daemon's own writer.
 //
 // Thread-safety: pure functions.
 #ifndef LAZYBLOB_TOOLS_LAZYBLOB_OUTPUT_H_
@@ -24,15 +24,11 @@ nlohmann::json ToJson(const RebuildReport& r);
 // {"error": {"code": "NotFound", "message": "..."}}
 nlohmann::json ErrorJson(const Status& status);
 
-// Prometheus text format 0.0.4: for each gauge a "# HELP", a "# TYPE ... gauge" and one
-// sample line. Metric names: lazyblob_store_{blobs,chunks,logical_bytes,unique_bytes,
-// stored_bytes,packs,pack_file_bytes,dedup_ratio,compression_ratio}.
-std::string PrometheusText(const StoreStats& s);
-
 // Lower-case hex of a byte array.
 std::string Hex(const std::uint8_t* data, std::size_t size);
 
-// Prints `doc` indented on stdout followed by a newline.
+// Prints `doc` indented on stdout followed by a newline; an object gets a "version" key
+// (tools/tool_version.h) unless it has one.
 void PrintJson(const nlohmann::json& doc);
 
 }  // namespace lazyblob::cli

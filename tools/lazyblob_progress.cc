@@ -14,6 +14,13 @@ constexpr auto kRedrawInterval = std::chrono::milliseconds(100);
 constexpr int kBarWidth = 30;
 }  // namespace
 
+std::string ProgressBar::Eta(std::uint64_t done, std::uint64_t total, double seconds) {
+  // Under a second or two of history the rate is noise; say nothing rather than guess.
+  if (total == 0 || done == 0 || done >= total || seconds < 1.0) return "";
+  const double rate = static_cast<double>(done) / seconds;
+  return HumanSeconds(static_cast<double>(total - done) / rate);
+}
+
 ProgressBar::ProgressBar(std::string label, bool enabled)
     : label_(std::move(label)),
       enabled_(enabled),
@@ -57,6 +64,7 @@ void ProgressBar::Draw(std::uint64_t done, std::uint64_t total, bool bytes) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     if (secs > 0.2) line += "  " + HumanBytes(static_cast<std::uint64_t>(done / secs)) + "/s";
+    if (const std::string eta = Eta(done, total, secs); !eta.empty()) line += "  ETA " + eta;
   } else {
     line += std::to_string(done);
     if (total != 0) line += "/" + std::to_string(total);

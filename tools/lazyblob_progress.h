@@ -1,7 +1,7 @@
 // ProgressBar: a one-line progress display on stderr for long CLI work (import, verify,
-// export, gc, rebuild-index). It draws only when enabled (stderr is a terminal and the
-// user did not pass --no-progress), redraws at most ~10 times a second, and erases
-// itself on Finish() or destruction so the result lines print cleanly.
+// export, gc, rebuild-index), with the rate and an ETA for byte counts. It draws only when enabled
+// (stderr is a terminal and the user did not pass --no-progress), redraws at most ~10 times a
+// second, and erases itself on Finish() or destruction so the result lines print cleanly.
 //
 // Thread-safety: Update() may be called from any thread (the store may report progress
 // from worker threads); StartTicker(), Finish() and destruction from the owning thread.
@@ -38,6 +38,10 @@ class ProgressBar {
   void Finish();
 
   bool enabled() const { return enabled_; }
+
+  // The remaining time at the mean rate so far ("2m05s"); "" while it would be a guess
+  // (less than a second of history, nothing done, no total, or done).
+  static std::string Eta(std::uint64_t done, std::uint64_t total, double seconds);
 
  private:
   void Draw(std::uint64_t done, std::uint64_t total, bool bytes);

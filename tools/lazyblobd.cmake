@@ -1,9 +1,11 @@
 # lazyblobd: the daemon (supervisor + worker serving the kernel from the chunk store).
 add_executable(lazyblobd
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_config.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_logging.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_main.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_preflight.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_supervisor.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_worker.cc)
-target_link_libraries(lazyblobd PRIVATE lazyblob_core lazyblob_store lazyblob_transport
+target_link_libraries(lazyblobd PRIVATE lazyblob_tools_common lazyblob_core lazyblob_store lazyblob_transport
   lazyblob_metrics CLI11::CLI11 PkgConfig::TOMLPP spdlog::spdlog fmt::fmt PkgConfig::SYSTEMD)
-install(TARGETS lazyblobd RUNTIME DESTINATION bin)
+install(TARGETS lazyblobd RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

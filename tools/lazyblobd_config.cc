@@ -3,20 +3,32 @@
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 
-#include <cctype>
+#include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <map>
+
+#include "tools/byte_size.h"
+#include "tools/tool_version.h"
 
 namespace lazyblob {
 
 Status DaemonConfig::Validate() const {
-  if (store_dir.empty()) return InvalidArgument("--store is required");
+  if (store_dir.empty()) return InvalidArgument("--store must not be empty");
   if (sim_socket.empty() && cache_dir.empty()) {
-    return InvalidArgument("--cache-dir is required with /dev/cachefiles (or use --sim-socket)");
+    return InvalidArgument(
+        "--cache-dir is required (the cachefiles cache directory, on ext4 or xfs)");
   }
   if (worker_threads < 0) return InvalidArgument("--threads must be >= 0");
+  if (metrics_blob_series < 0) return InvalidArgument("--metrics-blob-series must be >= 0");
+  if (stop_timeout_s < 1) return InvalidArgument("--stop-timeout must be at least 1 second");
   if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error" &&
       log_level != "off") {
-    return InvalidArgument("--log-level must be debug, info, warn, error or off");
+    return InvalidArgument("--log-level must be debug, info, warn, error or off, not '" +
+                           log_level + "'");
+  }
+  if (log_format != "text" && log_format != "json") {
+    return InvalidArgument("--log-format must be text or json, not '" + log_format + "'");
   }
   return Status();
 }
@@ -26,87 +38,201 @@ ReloadableFlags& GivenAsFlags() {
   return flags;
 }
 
-Result<std::uint64_t> ParseSize(const std::string& text) {
-  std::size_t i = 0;
-  std::uint64_t value = 0;
-  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-    if (value > (UINT64_MAX - 9) / 10) return InvalidArgument("size too large: " + text);
-    value = value * 10 + static_cast<std::uint64_t>(text[i++] - '0');
-  }
-  if (i == 0) return InvalidArgument("not a size: '" + text + "'");
-  std::string unit = text.substr(i);
-  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  int shift = 0;
-  if (unit.empty() || unit == "b") {
-    shift = 0;
-  } else if (unit == "k" || unit == "kb" || unit == "kib") {
-    shift = 10;
-  } else if (unit == "m" || unit == "mb" || unit == "mib") {
-    shift = 20;
-  } else if (unit == "g" || unit == "gb" || unit == "gib") {
-    shift = 30;
-  } else {
-    return InvalidArgument("unknown size unit in '" + text + "' (use K, M or G)");
-  }
-  if (shift != 0 && value > (UINT64_MAX >> shift)) return InvalidArgument("size too large");
-  return value << shift;
-}
-
 namespace {
 
-// Applies the TOML file's keys to `c` for every option not given on the command line.
-Status ApplyToml(const std::string& path, const CLI::App& app, DaemonConfig* c) {
+// ---- the config file --------------------------------------------------------------------
+
+enum class Kind { kString, kInt, kBool, kSize };
+
+struct KeySpec {
+  Kind kind;
+  const char* flag;  // the flag that wins over the key
+  std::function<void(DaemonConfig&, const toml::node&)> apply;
+};
+
+const std::map<std::string, KeySpec>& Keys() {
+  using C = DaemonConfig;
+  auto str = [](std::string C::*field) {
+    return [field](C& c, const toml::node& n) { c.*field = *n.value<std::string>(); };
+  };
+  auto integer = [](int C::*field) {
+    return [field](C& c, const toml::node& n) {
+      c.*field = static_cast<int>(*n.value<std::int64_t>());
+    };
+  };
+  auto boolean = [](bool C::*field) {
+    return [field](C& c, const toml::node& n) { c.*field = *n.value<bool>(); };
+  };
+  // Sizes are checked by Check() first; here they are known to parse.
+  auto size = [](std::uint64_t C::*field) {
+    return [field](C& c, const toml::node& n) {
+      if (auto s = n.value<std::string>()) {
+        c.*field = *ParseByteSize(*s);
+      } else {
+        c.*field = static_cast<std::uint64_t>(*n.value<std::int64_t>());
+      }
+    };
+  };
+  static const std::map<std::string, KeySpec> keys = {
+      {"store", {Kind::kString, "--store", str(&C::store_dir)}},
+      {"cache_dir", {Kind::kString, "--cache-dir", str(&C::cache_dir)}},
+      {"device", {Kind::kString, "--device", str(&C::device_path)}},
+      {"sim_socket", {Kind::kString, "--sim-socket", str(&C::sim_socket)}},  // tests only
+      {"metrics_listen", {Kind::kString, "--metrics-listen", str(&C::metrics_listen)}},
+      {"metrics_blob_series",
+       {Kind::kInt, "--metrics-blob-series", integer(&C::metrics_blob_series)}},
+      {"log_level", {Kind::kString, "--log-level", str(&C::log_level)}},
+      {"log_format", {Kind::kString, "--log-format", str(&C::log_format)}},
+      {"threads", {Kind::kInt, "--threads", integer(&C::worker_threads)}},
+      {"write_ahead", {Kind::kSize, "--write-ahead", size(&C::write_ahead_bytes)}},
+      {"chunk_cache", {Kind::kSize, "--chunk-cache", size(&C::chunk_cache_bytes)}},
+      {"prefetch", {Kind::kBool, "--prefetch", boolean(&C::prefetch_on_open)}},
+      {"supervisor", {Kind::kBool, "--no-supervisor", boolean(&C::supervisor)}},
+      {"stop_timeout", {Kind::kInt, "--stop-timeout", integer(&C::stop_timeout_s)}},
+  };
+  return keys;
+}
+
+std::string Where(const std::string& path, const toml::source_region& r) {
+  return path + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column);
+}
+
+const char* KindName(Kind k) {
+  switch (k) {
+    case Kind::kString:
+      return "a string";
+    case Kind::kInt:
+      return "an integer";
+    case Kind::kBool:
+      return "true or false";
+    case Kind::kSize:
+      return "a size (\"64M\" or a byte count)";
+  }
+  return "?";
+}
+
+const char* TypeName(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    default:
+      return "a date or time";
+  }
+}
+
+// Levenshtein distance, for "did you mean".
+std::size_t Distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string UnknownKey(const std::string& key) {
+  std::string best;
+  std::size_t best_d = 3;
+  std::string known;
+  for (const auto& [name, spec] : Keys()) {
+    if (name == "sim_socket") continue;  // not for users
+    if (!known.empty()) known += ", ";
+    known += name;
+    const std::size_t d = Distance(key, name);
+    if (d < best_d) best_d = d, best = name;
+  }
+  std::string msg = "unknown key '" + key + "'";
+  if (!best.empty()) return msg + " (did you mean '" + best + "'?)";
+  return msg + " (known keys: " + known + ")";
+}
+
+// The problem with `n` as the value of a key of kind `k`, or "" when it is fine.
+std::string CheckValue(const std::string& key, Kind k, const toml::node& n) {
+  const std::string want = "'" + key + "' must be " + KindName(k) + ", not " + TypeName(n);
+  switch (k) {
+    case Kind::kString:
+      return n.is_string() ? "" : want;
+    case Kind::kBool:
+      return n.is_boolean() ? "" : want;
+    case Kind::kInt:
+      if (!n.is_integer()) return want;
+      if (*n.value<std::int64_t>() < 0) return "'" + key + "' must not be negative";
+      if (*n.value<std::int64_t>() > 1'000'000) return "'" + key + "' is too large";
+      return "";
+    case Kind::kSize:
+      if (n.is_integer()) {
+        return *n.value<std::int64_t>() < 0 ? "'" + key + "' must not be negative" : "";
+      }
+      if (!n.is_string()) return want;
+      if (auto v = ParseByteSize(*n.value<std::string>()); !v.ok()) {
+        return "'" + key + "': " + v.status().message();
+      }
+      return "";
+  }
+  return "";
+}
+
+// Reads `path` and applies every key whose flag `given` does not report. Returns one
+// "FILE:LINE:COL: problem" per problem; nothing is applied when there is any.
+std::vector<std::string> ApplyConfigFile(const std::string& path,
+                                         const std::function<bool(const char*)>& given,
+                                         DaemonConfig* c) {
   toml::table t;
   try {
     t = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    return InvalidArgument("config " + path + ": " + std::string(e.description()));
+    if (e.source().begin.line == 0) return {path + ": " + std::string(e.description())};
+    return {Where(path, e.source()) + ": " + std::string(e.description())};
   }
-  auto unset = [&](const char* flag) { return app.count(flag) == 0; };
-  auto str = [&](const char* key, const char* flag, std::string* out) {
-    if (auto v = t[key].value<std::string>(); v && unset(flag)) *out = *v;
-  };
-  str("store", "--store", &c->store_dir);
-  str("cache_dir", "--cache-dir", &c->cache_dir);
-  str("device", "--device", &c->device_path);
-  str("sim_socket", "--sim-socket", &c->sim_socket);
-  str("metrics_listen", "--metrics-listen", &c->metrics_listen);
-  str("log_level", "--log-level", &c->log_level);
-  if (auto v = t["threads"].value<std::int64_t>(); v && unset("--threads")) {
-    c->worker_threads = static_cast<int>(*v);
-  }
-  if (auto v = t["prefetch"].value<bool>(); v && unset("--prefetch")) c->prefetch_on_open = *v;
-  if (auto v = t["supervisor"].value<bool>(); v && unset("--no-supervisor")) c->supervisor = *v;
-  for (auto [key, flag, out] :
-       {std::tuple{"write_ahead", "--write-ahead", &c->write_ahead_bytes},
-        std::tuple{"chunk_cache", "--chunk-cache", &c->chunk_cache_bytes}}) {
-    if (!unset(flag)) continue;
-    if (auto s = t[key].value<std::string>()) {
-      LB_ASSIGN_OR_RETURN(*out, ParseSize(*s));
-    } else if (auto n = t[key].value<std::int64_t>(); n && *n >= 0) {
-      *out = static_cast<std::uint64_t>(*n);
+  // Keyed by position, so the problems come out in file order.
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::string> found;
+  for (auto&& [key, node] : t) {
+    const std::string name(key.str());
+    auto it = Keys().find(name);
+    const toml::source_region& at = it == Keys().end() ? key.source() : node.source();
+    std::string problem =
+        it == Keys().end() ? UnknownKey(name) : CheckValue(name, it->second.kind, node);
+    if (!problem.empty()) {
+      found[{at.begin.line, at.begin.column}] = Where(path, at) + ": " + problem;
     }
   }
-  return Status();
+  std::vector<std::string> problems;
+  for (auto& [pos, problem] : found) problems.push_back(std::move(problem));
+  if (!problems.empty()) return problems;
+  for (auto&& [key, node] : t) {
+    const KeySpec& spec = Keys().at(std::string(key.str()));
+    if (!given(spec.flag)) spec.apply(*c, node);
+  }
+  return {};
 }
 
-}  // namespace
+// ---- the command line -------------------------------------------------------------------
 
-ParsedArgs ParseDaemonArgs(int argc, char** argv) {
-  ParsedArgs out;
-  DaemonConfig& c = out.config;
-  CLI::App app{
-      "lazyblobd: serves EROFS blobs from a lazyblob chunk store to the kernel's "
-      "cachefiles on-demand mode"};
-  app.option_defaults()->always_capture_default();
-  app.footer(R"(How it works:
+constexpr const char* kFooter = R"(How it works:
   A supervisor opens /dev/cachefiles (dir, tag, bind ondemand) and keeps that fd for its
   whole life; a forked worker serves OPEN/READ/CLOSE from the store. If the worker dies
   the supervisor starts a new one, which writes `restore`: the kernel re-sends the open
   objects and pending READs, so readers see no error. Under systemd (Type=notify) the fd
   also goes into the fd store (FDSTORE=1), so a restarted service gets it back.
-  A worker that fails before it is ready (no store, port in use) is not restarted: the
-  daemon exits with its status, so a broken start is seen at once.
+  Before the device is opened, the config, the flags, the store, the metrics address and
+  the device (the cachefiles character device) are checked: a broken start exits 2 at once
+  and touches nothing. --check-config does only these checks.
 
 Mounting a blob (its id in the store is the EROFS fsid):
   lazyblob --store /var/lib/lazyblob import image.erofs --id myimage
@@ -116,20 +242,29 @@ Mounting a blob (its id in the store is the EROFS fsid):
 Examples:
   lazyblobd --store /var/lib/lazyblob --cache-dir /srv/fscache --metrics-listen 127.0.0.1:9150
   lazyblobd --config /etc/lazyblob/lazyblobd.toml --log-level debug
+  lazyblobd --config /etc/lazyblob/lazyblobd.toml --check-config
 
-Signals: SIGTERM/SIGINT finish and answer every request in flight, then exit 0.
+Signals: SIGTERM/SIGINT finish and answer every request in flight, then exit 0; a worker
+  that has not stopped after --stop-timeout seconds is killed (SIGKILL).
   SIGHUP re-reads the config file: log level, write-ahead, and the store gauges.
-Exit status: 0 clean stop, 2 bad flags or config, 3 the device failed; other failures 1.
+Logs go to stderr (journald-friendly under systemd); a line repeated many times a second
+  is shown 10 times per 5 s, then summarized with the count of lines suppressed.
+Exit status: 0 clean stop or config OK, 2 bad flags, config, store, metrics address or
+  device, 3 the device failed; other failures 1.
 The cache dir must be on ext4 or xfs (cachefiles refuses tmpfs); the kernel needs
-CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND (Linux >= 5.19).)");
-  std::string write_ahead = "1M", chunk_cache = "256M";
-  bool no_supervisor = false;
+CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND (Linux >= 5.19).)";
+
+void AddOptions(CLI::App& app, DaemonConfig& c, std::string& write_ahead, std::string& chunk_cache,
+                bool& no_supervisor) {
   app.add_option("--store", c.store_dir, "Chunk store directory (opened read-only)");
   app.add_option("--cache-dir", c.cache_dir, "cachefiles cache directory (ext4/xfs)");
   app.add_option("--device", c.device_path, "cachefiles device");
-  app.add_option("--sim-socket", c.sim_socket,
-                 "Connect to a KernelSimulator socket instead of the device (tests)");
+  // Test-only: serve a KernelSimulator (tests/) instead of the kernel. Hidden from users.
+  app.add_option("--sim-socket", c.sim_socket, "")->group("");
   app.add_option("--config", c.config_file, "TOML config file; flags win over it");
+  app.add_flag("--check-config", c.check_config,
+               "Check the config, the flags, the store, the metrics address and the device, "
+               "print what would be served, and exit (0 ok, 2 not)");
   app.add_option("--threads", c.worker_threads,
                  "Request worker threads (0 = 4 per hardware thread, at least 8)");
   app.add_option("--write-ahead", write_ahead,
@@ -138,62 +273,95 @@ CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND (Linux >= 5.19).)");
   app.add_option("--chunk-cache", chunk_cache, "Decompressed chunk cache size (K/M/G)");
   app.add_flag("--prefetch", c.prefetch_on_open, "Prefetch each blob in the background at OPEN");
   app.add_option("--metrics-listen", c.metrics_listen,
-                 "Serve Prometheus /metrics on ADDR:PORT (empty: off)");
+                 "Serve Prometheus /metrics on IPV4:PORT, e.g. 127.0.0.1:9150 (empty: off). "
+                 "IPv6 is not supported by Debian 12's civetweb");
+  app.add_option("--metrics-blob-series", c.metrics_blob_series,
+                 "At most this many lazyblob_open_blob{blob=...} series (0: none)");
   app.add_option("--log-level", c.log_level, "debug, info, warn, error or off");
+  app.add_option("--log-format", c.log_format, "text, or json (one JSON object per line)");
+  app.add_option("--stop-timeout", c.stop_timeout_s,
+                 "Seconds a stopping worker gets to answer what is in flight before SIGKILL");
   app.add_flag("--no-supervisor", no_supervisor,
                "Run the worker in this process (no restart; the device closes with it)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    out.exit_code = app.exit(e);
-    return out;
-  }
-  auto fail = [&](const Status& s) {
-    std::fprintf(stderr, "lazyblobd: %s\n", s.message().c_str());
+  app.set_version_flag("--version", "lazyblobd " + ToolVersion(), "Print the version and exit");
+}
+
+}  // namespace
+
+ParsedArgs ParseDaemonArgs(int argc, char** argv) {
+  ParsedArgs out;
+  DaemonConfig& c = out.config;
+  CLI::App app{
+      "lazyblobd: serves EROFS blobs from a lazyblob chunk store to the kernel's "
+      "cachefiles on-demand mode",
+      "lazyblobd"};
+  app.option_defaults()->always_capture_default();
+  app.footer(kFooter);
+  std::string write_ahead = std::to_string(c.write_ahead_bytes);
+  std::string chunk_cache = std::to_string(c.chunk_cache_bytes);
+  bool no_supervisor = false;
+  AddOptions(app, c, write_ahead, chunk_cache, no_supervisor);
+  const auto fail = [&](const std::string& message) {
+    std::fprintf(stderr, "lazyblobd: %s\n", message.c_str());
     out.exit_code = 2;
     return out;
   };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {  // --help, --version
+      out.exit_code = app.exit(e);
+      return out;
+    }
+    return fail(std::string(e.what()) + " (see 'lazyblobd --help')");
+  }
   if (app.count("--write-ahead") != 0) {
-    auto v = ParseSize(write_ahead);
-    if (!v.ok()) return fail(v.status());
+    auto v = ParseByteSize(write_ahead);
+    if (!v.ok()) return fail("--write-ahead: " + v.status().message());
     c.write_ahead_bytes = *v;
   }
   if (app.count("--chunk-cache") != 0) {
-    auto v = ParseSize(chunk_cache);
-    if (!v.ok()) return fail(v.status());
+    auto v = ParseByteSize(chunk_cache);
+    if (!v.ok()) return fail("--chunk-cache: " + v.status().message());
     c.chunk_cache_bytes = *v;
   }
   if (no_supervisor) c.supervisor = false;
   GivenAsFlags().log_level = app.count("--log-level") != 0;
   GivenAsFlags().write_ahead = app.count("--write-ahead") != 0;
   if (!c.config_file.empty()) {
-    Status s = ApplyToml(c.config_file, app, &c);
-    if (!s.ok()) return fail(s);
+    const auto given = [&](const char* flag) { return app.count(flag) != 0; };
+    std::vector<std::string> problems = ApplyConfigFile(c.config_file, given, &c);
+    if (!problems.empty()) {
+      for (std::size_t i = 0; i + 1 < problems.size(); ++i) {
+        std::fprintf(stderr, "lazyblobd: %s\n", problems[i].c_str());
+      }
+      return fail(problems.back());
+    }
   }
-  Status s = c.Validate();
-  if (!s.ok()) return fail(s);
+  if (Status s = c.Validate(); !s.ok()) return fail(s.message());
   return out;
 }
 
 Status ReloadConfig(DaemonConfig* config, const ReloadableFlags& given_as_flags) {
   if (config->config_file.empty()) return Status();
-  toml::table t;
-  try {
-    t = toml::parse_file(config->config_file);
-  } catch (const toml::parse_error& e) {
-    return InvalidArgument("config " + config->config_file + ": " + std::string(e.description()));
+  DaemonConfig fresh = *config;
+  // Only the reloadable keys are taken; the flags that won at start still win.
+  const auto given = [&](const char* flag) {
+    const std::string f(flag);
+    if (f == "--log-level") return given_as_flags.log_level;
+    if (f == "--write-ahead") return given_as_flags.write_ahead;
+    return true;
+  };
+  std::vector<std::string> problems = ApplyConfigFile(config->config_file, given, &fresh);
+  if (!problems.empty()) {
+    std::string all;
+    for (const std::string& p : problems) all += (all.empty() ? "" : "; ") + p;
+    return InvalidArgument(all);
   }
-  if (!given_as_flags.log_level) {
-    if (auto v = t["log_level"].value<std::string>()) config->log_level = *v;
-  }
-  if (!given_as_flags.write_ahead) {
-    if (auto s = t["write_ahead"].value<std::string>()) {
-      LB_ASSIGN_OR_RETURN(config->write_ahead_bytes, ParseSize(*s));
-    } else if (auto n = t["write_ahead"].value<std::int64_t>(); n && *n >= 0) {
-      config->write_ahead_bytes = static_cast<std::uint64_t>(*n);
-    }
-  }
-  return config->Validate();
+  LB_RETURN_IF_ERROR(fresh.Validate());
+  config->log_level = fresh.log_level;
+  config->write_ahead_bytes = fresh.write_ahead_bytes;
+  return Status();
 }
 
 }  // namespace lazyblob

@@ -1,53 +1,69 @@
 // DaemonConfig: everything lazyblobd is told, from flags and an optional TOML file (flags
 // win). Parsing lives here; the supervisor and the worker only read the struct.
 //
-// Thread-safety: plain values.
+// The config file is strict: an unknown key, a value of the wrong type, a negative size or
+// a TOML syntax error is reported as "FILE:LINE:COLUMN: what is wrong" and lazyblobd exits
+// 2 instead of falling back to a default. Every usage error (bad flag, bad value, bad
+// config) exits 2 too.
+//
+// Thread-safety: plain values; GivenAsFlags() is written once, before any thread starts.
 #ifndef LAZYBLOB_TOOLS_LAZYBLOBD_CONFIG_H_
 #define LAZYBLOB_TOOLS_LAZYBLOBD_CONFIG_H_
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "core/request_engine.h"
 #include "core/status.h"
 
 namespace lazyblob {
 
+// The store both binaries use when none is given (`lazyblob --store`'s default too).
+inline constexpr const char* kDefaultDaemonStore = "/var/lib/lazyblob";
+
 struct DaemonConfig {
-  std::string store_dir;                           // --store (required)
-  std::string cache_dir;                           // --cache-dir (required with --device)
-  std::string device_path = "/dev/cachefiles";     // --device
-  std::string sim_socket;                          // --sim-socket: use a KernelSimulator instead
-  std::string config_file;                         // --config
-  int worker_threads = 0;                          // --threads; 0 = engine default
-  std::uint64_t write_ahead_bytes = 1 << 20;       // --write-ahead
-  std::uint64_t chunk_cache_bytes = 256ull << 20;  // --chunk-cache
-  bool prefetch_on_open = false;                   // --prefetch
-  std::string metrics_listen;                      // --metrics-listen; empty = no endpoint
-  std::string log_level = "info";                  // --log-level
-  bool supervisor = true;                          // --no-supervisor turns it off
+  std::string store_dir = kDefaultDaemonStore;  // --store
+  std::string cache_dir;                        // --cache-dir (required with a device)
+  std::string device_path = "/dev/cachefiles";  // --device
+  std::string sim_socket;   // hidden --sim-socket: a KernelSimulator instead (tests only)
+  std::string config_file;  // --config
+  // Engine settings start from the engine's own defaults, so they cannot drift apart.
+  int worker_threads = EngineOptions{}.worker_threads;                  // --threads; 0 = engine's
+  std::uint64_t write_ahead_bytes = EngineOptions{}.write_ahead_bytes;  // --write-ahead
+  std::uint64_t chunk_cache_bytes = EngineOptions{}.chunk_cache_bytes;  // --chunk-cache
+  bool prefetch_on_open = EngineOptions{}.prefetch_on_open;             // --prefetch
+  std::string metrics_listen;       // --metrics-listen; empty = no endpoint
+  int metrics_blob_series = 64;     // --metrics-blob-series; 0 = no per-blob series
+  std::string log_level = "info";   // --log-level
+  std::string log_format = "text";  // --log-format: text or json (one object per line)
+  bool supervisor = true;           // --no-supervisor turns it off
+  int stop_timeout_s = 30;          // --stop-timeout: SIGKILL a worker that has not stopped
+  bool check_config = false;        // --check-config: validate everything, then exit
 
   Status Validate() const;
 };
 
-// "512K", "1M", "256MiB", "1g", "4096" -> bytes (binary units).
-Result<std::uint64_t> ParseSize(const std::string& text);
-
 // Parses argv (CLI11) and the --config file. Returns the exit code to use when the process
-// should end now (--help, usage error), else the config.
+// should end now (--help and --version: 0; any usage or config error: 2, after printing
+// one "lazyblobd: ..." line per problem on stderr), else the config.
 struct ParsedArgs {
   DaemonConfig config;
   int exit_code = -1;  // >= 0: exit with it
 };
 ParsedArgs ParseDaemonArgs(int argc, char** argv);
 
-// Re-reads the reloadable keys (log_level, write_ahead) from `config.config_file`, keeping
-// values that were given as flags (`flag_*` say which). For SIGHUP.
+// Which reloadable settings were given as flags (flags win over the file, on SIGHUP too).
 struct ReloadableFlags {
   bool log_level = false;
   bool write_ahead = false;
 };
-Status ReloadConfig(DaemonConfig* config, const ReloadableFlags& given_as_flags);
 ReloadableFlags& GivenAsFlags();
+
+// Re-reads the reloadable keys (log_level, write_ahead) from `config.config_file`, keeping
+// the ones `given_as_flags` marks. The whole file is checked as strictly as at start; on
+// any error nothing changes. For SIGHUP.
+Status ReloadConfig(DaemonConfig* config, const ReloadableFlags& given_as_flags);
 
 }  // namespace lazyblob
 

@@ -1,7 +1,14 @@
 // lazyblobd: the daemon. See tools/lazyblobd_supervisor.h and tools/lazyblobd_worker.h.
+// Order: flags and config file (exit 2 on any problem), logging, the preflight checks
+// (store, cache dir, metrics address, device type: exit 2, before the device is opened),
+// then the supervisor or the worker.
 #include <signal.h>
 
+#include <cstdio>
+
 #include "tools/lazyblobd_config.h"
+#include "tools/lazyblobd_logging.h"
+#include "tools/lazyblobd_preflight.h"
 #include "tools/lazyblobd_supervisor.h"
 #include "tools/lazyblobd_worker.h"
 
@@ -16,7 +23,20 @@ int main(int argc, char** argv) {
 
   lazyblob::ParsedArgs args = lazyblob::ParseDaemonArgs(argc, argv);
   if (args.exit_code >= 0) return args.exit_code;
-  lazyblob::SetupLogging(args.config.log_level);
-  return args.config.supervisor ? lazyblob::RunSupervisor(args.config)
-                                : lazyblob::RunWithoutSupervisor(args.config);
+  const lazyblob::DaemonConfig& config = args.config;
+  lazyblob::SetupLogging(config.log_level, config.log_format);
+  if (lazyblob::Status s = lazyblob::Preflight(config); !s.ok()) {
+    std::fprintf(stderr, "lazyblobd: %s\n", s.message().c_str());
+    return lazyblob::kExitUsage;
+  }
+  if (config.check_config) {
+    std::printf("lazyblobd: configuration OK: store %s, %s, metrics %s\n", config.store_dir.c_str(),
+                config.sim_socket.empty()
+                    ? ("device " + config.device_path + ", cache dir " + config.cache_dir).c_str()
+                    : "simulator",
+                config.metrics_listen.empty() ? "off" : config.metrics_listen.c_str());
+    return lazyblob::kExitOk;
+  }
+  return config.supervisor ? lazyblob::RunSupervisor(config)
+                           : lazyblob::RunWithoutSupervisor(config);
 }

@@ -83,6 +83,7 @@ int RunWithoutSupervisor(const DaemonConfig& config) {
   launch.on_ready = [] {
     if (UnderSystemd()) sd_notify(0, "READY=1");
   };
+  launch.stop_alarm_s = config.stop_timeout_s;
   return RunWorker(config, std::move(launch));
 }
 
@@ -141,10 +142,27 @@ int RunSupervisor(const DaemonConfig& config) {
     spdlog::info("worker pid {} started{}", pid, restore ? " (restore)" : "");
 
     int status = 0;
-    bool exited = false;
+    bool exited = false, killed = false;
+    Clock::time_point kill_at{};
     while (!exited) {
       pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {ready_r.get(), POLLIN, 0}};
-      if (::poll(fds, ready_r ? 2 : 1, -1) < 0 && errno != EINTR) return kExitFailure;
+      int timeout_ms = -1;
+      if (stopping && !killed) {
+        timeout_ms = static_cast<int>(std::max<std::int64_t>(
+            0,
+            std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - Clock::now()).count()));
+      }
+      const int n = ::poll(fds, ready_r ? 2 : 1, timeout_ms);
+      if (n < 0 && errno != EINTR) return kExitFailure;
+      if (n == 0 && stopping && !killed) {
+        // A worker that does not finish (a hung device, a stuck store read) must not
+        // keep the service from stopping: systemd would wait TimeoutStopSec for nothing.
+        spdlog::error("worker {} did not stop within {} s; killing it (SIGKILL)", pid,
+                      config.stop_timeout_s);
+        ::kill(pid, SIGKILL);
+        killed = true;
+        continue;
+      }
       if (ready_r && fds[1].revents != 0) {
         char c;
         if (::read(ready_r.get(), &c, 1) == 1 && !notified) {
@@ -157,7 +175,11 @@ int RunSupervisor(const DaemonConfig& config) {
       signalfd_siginfo si;
       if (::read(sigfd.get(), &si, sizeof si) != sizeof si) continue;
       if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-        if (!stopping) spdlog::info("signal {}: stopping worker {}", si.ssi_signo, pid);
+        if (!stopping) {
+          spdlog::info("signal {}: stopping worker {} (SIGKILL after {} s)", si.ssi_signo, pid,
+                       config.stop_timeout_s);
+          kill_at = Clock::now() + std::chrono::seconds(config.stop_timeout_s);
+        }
         stopping = true;
         if (UnderSystemd()) sd_notify(0, "STOPPING=1");
         ::kill(pid, SIGTERM);
@@ -169,7 +191,7 @@ int RunSupervisor(const DaemonConfig& config) {
     }
     if (stopping) {
       spdlog::info("worker {} ended ({}); supervisor exits", pid, DescribeExit(status));
-      return WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
+      return WIFEXITED(status) && !killed ? WEXITSTATUS(status) : kExitFailure;
     }
     if (WIFEXITED(status) &&
         (WEXITSTATUS(status) == kExitUsage || WEXITSTATUS(status) == kExitDeviceFailed)) {

@@ -5,51 +5,22 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <memory>
 
-#include "core/log.h"
 #include "core/request_engine.h"
 #include "metrics/metrics_server.h"
 #include "metrics/prometheus_engine_stats.h"
 #include "store/chunk_store.h"
+#include "tools/lazyblobd_logging.h"
+#include "tools/store_gauges_from_stats.h"
 #include "transport/cachefiles_device.h"
 #include "transport/sim_device.h"
 
 namespace lazyblob {
 namespace {
-
-void SpdlogSink(LogLevel level, std::string_view message) {
-  switch (level) {
-    case LogLevel::kDebug:
-      spdlog::debug("{}", message);
-      break;
-    case LogLevel::kInfo:
-      spdlog::info("{}", message);
-      break;
-    case LogLevel::kWarn:
-      spdlog::warn("{}", message);
-      break;
-    case LogLevel::kError:
-      spdlog::error("{}", message);
-      break;
-    case LogLevel::kOff:
-      break;
-  }
-}
-
-void ApplyLogLevel(const std::string& level) {
-  spdlog::set_level(spdlog::level::from_str(level));
-  LogLevel l = LogLevel::kInfo;
-  if (level == "debug") l = LogLevel::kDebug;
-  if (level == "warn") l = LogLevel::kWarn;
-  if (level == "error") l = LogLevel::kError;
-  if (level == "off") l = LogLevel::kOff;
-  SetMinLogLevel(l);
-}
 
 Result<std::unique_ptr<CacheDevice>> AdoptDevice(const DaemonConfig& config, UniqueFd fd) {
   if (!config.sim_socket.empty()) {
@@ -68,23 +39,10 @@ void PublishStoreGauges(ChunkStore& store, PrometheusEngineStats& stats) {
     spdlog::warn("store gauges not updated: {}", s.status().ToString());
     return;
   }
-  stats.SetStoreGauges({s->blobs, s->chunks, s->logical_bytes, s->unique_bytes, s->stored_bytes});
+  stats.SetStoreGauges(StoreGaugesFrom(*s));
 }
 
 }  // namespace
-
-void SetupLogging(const std::string& level) {
-  auto logger = spdlog::stderr_logger_st("lazyblobd");
-  if (std::getenv("JOURNAL_STREAM") != nullptr) {
-    logger->set_pattern("%l: %v");  // journald adds time and pid
-  } else {
-    logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] [pid %P] %v");
-  }
-  logger->flush_on(spdlog::level::trace);
-  spdlog::set_default_logger(logger);
-  SetLogSink(&SpdlogSink);
-  ApplyLogLevel(level);
-}
 
 int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   ChunkStoreOptions store_options;
@@ -97,7 +55,10 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   }
   std::shared_ptr<ChunkStore> store = std::move(*store_or);
 
-  auto stats_or = PrometheusEngineStats::Open({});
+  PrometheusEngineStatsOptions so;
+  so.per_blob_gauge = config.metrics_blob_series > 0;
+  so.max_blob_series = config.metrics_blob_series;
+  auto stats_or = PrometheusEngineStats::Open(so);
   if (!stats_or.ok()) {
     spdlog::error("metrics: {}", stats_or.status().ToString());
     return kExitFailure;
@@ -183,6 +144,9 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
       continue;
     }
     spdlog::info("signal {}: finishing requests in flight", si.ssi_signo);
+    // Without a supervisor nobody else escalates: SIGALRM (default action: terminate)
+    // ends a stop that hangs.
+    if (launch.stop_alarm_s > 0) ::alarm(static_cast<unsigned>(launch.stop_alarm_s));
     break;
   }
   engine->Stop();

@@ -19,8 +19,8 @@ namespace lazyblob {
 
 // Process exit codes of lazyblobd (worker and supervisor).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;       // could not start (store, metrics, ...)
-inline constexpr int kExitUsage = 2;         // bad flags or config
+inline constexpr int kExitFailure = 1;       // failed after the checks, or killed on stop
+inline constexpr int kExitUsage = 2;         // bad flags, config, store, address or device
 inline constexpr int kExitDeviceFailed = 3;  // the device or simulator went away
 
 struct WorkerLaunch {
@@ -28,14 +28,11 @@ struct WorkerLaunch {
   bool restore = false;            // write `restore` first (the fd outlived a previous worker)
   int restart_count = 0;           // how many workers died before this one
   std::function<void()> on_ready;  // called once the engine serves
+  int stop_alarm_s = 0;            // > 0: a stop that takes longer ends by SIGALRM
 };
 
 // Returns the process exit code.
 int RunWorker(DaemonConfig config, WorkerLaunch launch);
-
-// Points core's log sink and spdlog at stderr with `level`; journal-friendly (no
-// timestamps, priority prefixes) when JOURNAL_STREAM is set.
-void SetupLogging(const std::string& level);
 
 }  // namespace lazyblob
 

@@ -93,5 +93,29 @@ TEST(GrafanaDashboard, HasTheAgreedPanels) {
   EXPECT_NE(all.find("lazyblob_requests_in_flight"), std::string::npos);
 }
 
+// A fleet: every query is filtered by the dashboard's job and instance variables, and
+// every aggregation keeps instances apart, so nodes are never summed into one line.
+TEST(GrafanaDashboard, JobAndInstanceVariablesSelectEverySeries) {
+  std::ifstream in(std::string(LAZYBLOB_SOURCE_DIR) + "/docs/grafana-dashboard.json");
+  const nlohmann::json dashboard = nlohmann::json::parse(in);
+  std::set<std::string> vars;
+  for (const auto& v : dashboard["templating"]["list"]) vars.insert(v["name"].get<std::string>());
+  EXPECT_TRUE(vars.count("job"));
+  EXPECT_TRUE(vars.count("instance"));
+  const std::string selector = R"({job=~"$job",instance=~"$instance")";
+  for (const std::string& expr : DashboardExprs()) {
+    for (std::size_t pos = expr.find("lazyblob_"); pos != std::string::npos;
+         pos = expr.find("lazyblob_", pos + 1)) {
+      const std::size_t brace = expr.find_first_of("{[ )", pos);
+      EXPECT_EQ(expr.compare(brace, selector.size(), selector), 0) << expr;
+    }
+    for (std::size_t pos = expr.find("sum"); pos != std::string::npos;
+         pos = expr.find("sum", pos + 1)) {
+      if (expr.compare(pos, 4, "sum ") != 0 && expr.compare(pos, 4, "sum(") != 0) continue;
+      EXPECT_EQ(expr.compare(pos, 16, "sum by (instance"), 0) << expr;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lazyblob

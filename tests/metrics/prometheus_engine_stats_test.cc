@@ -132,6 +132,21 @@ TEST(PrometheusEngineStats, OpenBlobGaugeFollowsOpenAndClose) {
   EXPECT_EQ(m.count(R"(lazyblob_open_blob{blob="blob-b"})"), 0u);  // closed: series gone
 }
 
+TEST(PrometheusEngineStats, OpenBlobSeriesAreCappedAndTheRestCounted) {
+  PrometheusEngineStatsOptions options;
+  options.max_blob_series = 3;
+  auto stats = MakeStats(options);
+  for (int i = 0; i < 10; ++i) stats->OpenObjects(+1, "blob-" + std::to_string(i));
+  const std::string text = stats->TextExposition();
+  const auto m = ParseExposition(text);
+  int series = 0;
+  for (const auto& [name, value] : m) series += name.rfind("lazyblob_open_blob{", 0) == 0;
+  EXPECT_EQ(series, 3) << text;
+  EXPECT_EQ(m.at(R"(lazyblob_open_blob{blob="blob-0"})"), 1);  // the lowest ids
+  EXPECT_EQ(m.at("lazyblob_open_blob_unlisted"), 7);
+  EXPECT_EQ(m.at("lazyblob_open_objects"), 10);
+}
+
 TEST(PrometheusEngineStats, OpenBlobGaugeCanBeSwitchedOff) {
   PrometheusEngineStatsOptions options;
   options.per_blob_gauge = false;

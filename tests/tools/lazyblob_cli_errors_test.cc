@@ -34,13 +34,13 @@ class CliErrorsTest : public CliTest {
 
 TEST_F(CliErrorsTest, MissingFileIsOneLineAndCreatesNoStore) {
   const std::string missing = (dir_ / "nope.img").string();
-  ExpectBadInput(Lb({"import", missing}), "import", missing + ": no such file");
+  ExpectBadInput(Lb({"import", "--force", missing}), "import", missing + ": no such file");
   EXPECT_FALSE(fs::exists(store_));
 }
 
 TEST_F(CliErrorsTest, EmptyFileAndDirectoryAreRefused) {
-  ExpectBadInput(Lb({"import", File("empty", "").string()}), "import", "empty file");
-  ExpectBadInput(Lb({"import", dir_.string()}), "import", "is a directory");
+  ExpectBadInput(Lb({"import", "--force", File("empty", "").string()}), "import", "empty file");
+  ExpectBadInput(Lb({"import", "--force", dir_.string()}), "import", "is a directory");
 }
 
 TEST_F(CliErrorsTest, NoStoreIsExit2ForEveryReader) {
@@ -50,7 +50,9 @@ TEST_F(CliErrorsTest, NoStoreIsExit2ForEveryReader) {
 }
 
 TEST_F(CliErrorsTest, UnknownIdForExportRmVerifyIsExit2) {
-  ASSERT_EQ(Lb({"import", File("a", RandomBytes(50000, 1)).string(), "--id", "a"}).exit_code, 0);
+  ASSERT_EQ(
+      Lb({"import", "--force", File("a", RandomBytes(50000, 1)).string(), "--id", "a"}).exit_code,
+      0);
   const std::string before = Snapshot();
   ExpectBadInput(Lb({"export", "ghost", (dir_ / "out").string()}), "export", "ghost");
   EXPECT_FALSE(fs::exists(dir_ / "out"));
@@ -61,29 +63,36 @@ TEST_F(CliErrorsTest, UnknownIdForExportRmVerifyIsExit2) {
 
 TEST_F(CliErrorsTest, IdWithCommaIsRefused) {
   const fs::path f = File("a", RandomBytes(50000, 2));
-  ExpectBadInput(Lb({"import", f.string(), "--id", "a,b"}), "import", "--id");
-  ExpectBadInput(Lb({"import", f.string(), "--id", std::string(256, 'x')}), "import", "--id");
+  ExpectBadInput(Lb({"import", "--force", f.string(), "--id", "a,b"}), "import", "--id");
+  ExpectBadInput(Lb({"import", "--force", f.string(), "--id", std::string(256, 'x')}), "import",
+                 "--id");
   EXPECT_FALSE(fs::exists(store_));
-  EXPECT_EQ(Lb({"import", f.string(), "--id", std::string(255, 'x')}).exit_code, 0);
+  EXPECT_EQ(Lb({"import", "--force", f.string(), "--id", std::string(255, 'x')}).exit_code, 0);
 }
 
 TEST_F(CliErrorsTest, IdReusedForOtherContentLeavesStoreUnchanged) {
-  ASSERT_EQ(Lb({"import", File("a", RandomBytes(200000, 3)).string(), "--id", "app"}).exit_code, 0);
+  ASSERT_EQ(Lb({"import", "--force", File("a", RandomBytes(200000, 3)).string(), "--id", "app"})
+                .exit_code,
+            0);
   const std::string before = Snapshot();
-  const RunResult r = Lb({"import", File("b", RandomBytes(200000, 4)).string(), "--id", "app"});
+  const RunResult r =
+      Lb({"import", "--force", File("b", RandomBytes(200000, 4)).string(), "--id", "app"});
   ExpectBadInput(r, "import", "app");
   EXPECT_EQ(Snapshot(), before);
   ExpectVerifiesClean();
 }
 
 TEST_F(CliErrorsTest, StoreLockedByAnotherWriterIsExit2) {
-  ASSERT_EQ(Lb({"import", File("a", RandomBytes(50000, 5)).string(), "--id", "a"}).exit_code, 0);
+  ASSERT_EQ(
+      Lb({"import", "--force", File("a", RandomBytes(50000, 5)).string(), "--id", "a"}).exit_code,
+      0);
   // store/FORMAT.md "Locks": the writer holds LOCK_EX on <store>/LOCK.
   const int fd = open((store_ / "LOCK").c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
   const std::string before = Snapshot();  // readers still work
-  ExpectBadInput(Lb({"import", File("b", RandomBytes(50000, 6)).string()}), "import", "locked");
+  ExpectBadInput(Lb({"import", "--force", File("b", RandomBytes(50000, 6)).string()}), "import",
+                 "locked");
   ExpectBadInput(Lb({"rm", "a"}), "rm", "locked");
   ExpectBadInput(Lb({"gc"}), "gc", "locked");
   close(fd);
@@ -92,10 +101,12 @@ TEST_F(CliErrorsTest, StoreLockedByAnotherWriterIsExit2) {
 
 TEST_F(CliErrorsTest, FlippedPackByteIsExit1NamingChunkAndBlob) {
   // Incompressible data is stored raw, so most of the pack is chunk payload.
-  ASSERT_EQ(Lb({"import", File("a", RandomBytes(1 << 20, 7)).string(), "--id", "victim"}).exit_code,
+  ASSERT_EQ(Lb({"import", "--force", File("a", RandomBytes(1 << 20, 7)).string(), "--id", "victim"})
+                .exit_code,
             0);
   ASSERT_EQ(
-      Lb({"import", File("b", RandomBytes(1 << 20, 8)).string(), "--id", "bystander"}).exit_code,
+      Lb({"import", "--force", File("b", RandomBytes(1 << 20, 8)).string(), "--id", "bystander"})
+          .exit_code,
       0);
   fs::path pack;
   for (const auto& e : fs::directory_iterator(store_ / "packs")) {
@@ -131,8 +142,12 @@ TEST_F(CliErrorsTest, FlippedPackByteIsExit1NamingChunkAndBlob) {
 }
 
 TEST_F(CliErrorsTest, RmThenGcReclaimsSpace) {
-  ASSERT_EQ(Lb({"import", File("a", RandomBytes(1 << 20, 9)).string(), "--id", "a"}).exit_code, 0);
-  ASSERT_EQ(Lb({"import", File("b", RandomBytes(1 << 20, 10)).string(), "--id", "b"}).exit_code, 0);
+  ASSERT_EQ(
+      Lb({"import", "--force", File("a", RandomBytes(1 << 20, 9)).string(), "--id", "a"}).exit_code,
+      0);
+  ASSERT_EQ(Lb({"import", "--force", File("b", RandomBytes(1 << 20, 10)).string(), "--id", "b"})
+                .exit_code,
+            0);
   const auto before = Lb({"stat", "--json"}).Json();
   RunResult rm = Lb({"rm", "a"});
   ASSERT_EQ(rm.exit_code, 0) << rm.err;
@@ -156,8 +171,12 @@ TEST_F(CliErrorsTest, RmThenGcReclaimsSpace) {
 }
 
 TEST_F(CliErrorsTest, RebuildIndexAfterDeletingIndexRestoresLs) {
-  ASSERT_EQ(Lb({"import", File("a", RandomBytes(300000, 11)).string(), "--id", "a"}).exit_code, 0);
-  ASSERT_EQ(Lb({"import", File("b", RandomBytes(300000, 12)).string(), "--id", "b"}).exit_code, 0);
+  ASSERT_EQ(
+      Lb({"import", "--force", File("a", RandomBytes(300000, 11)).string(), "--id", "a"}).exit_code,
+      0);
+  ASSERT_EQ(
+      Lb({"import", "--force", File("b", RandomBytes(300000, 12)).string(), "--id", "b"}).exit_code,
+      0);
   ASSERT_EQ(Lb({"rm", "b"}).exit_code, 0);
   const std::string ls_before = Lb({"ls", "--json"}).out;
   fs::remove_all(store_ / "index");
@@ -181,11 +200,12 @@ TEST_F(CliErrorsTest, DiskFullIsExit2AndKeepsEarlierBlobs) {
   } unmount{mnt};
   const fs::path store = mnt / "store";
   const fs::path small = File("small.bin", RandomBytes(1 << 20, 13));
-  ASSERT_EQ(LbAt(store, {"import", small.string(), "--id", "small"}).exit_code, 0);
+  ASSERT_EQ(LbAt(store, {"import", "--force", small.string(), "--id", "small"}).exit_code, 0);
   const RunResult ls_before = LbAt(store, {"ls", "--json"});
 
-  RunResult full =
-      LbAt(store, {"import", File("big.bin", RandomBytes(24 << 20, 14)).string(), "--id", "big"});
+  RunResult full = LbAt(
+      store,
+      {"import", "--force", File("big.bin", RandomBytes(24 << 20, 14)).string(), "--id", "big"});
   EXPECT_EQ(full.exit_code, 2) << full.out << full.err;
   const auto lines = full.ErrLines();
   ASSERT_EQ(lines.size(), 1u) << full.err;
@@ -202,7 +222,7 @@ TEST_F(CliErrorsTest, BadUsageIsExit2) {
   EXPECT_EQ(RunProcess({LAZYBLOB_BIN}, dir_).exit_code, 2);
   ExpectBadInput(Lb({"frobnicate"}), "usage", "frobnicate");
   ExpectBadInput(Lb({"import"}), "import", "FILE");
-  ExpectBadInput(Lb({"import", "x", "--zstd-level", "99"}), "import", "zstd-level");
+  ExpectBadInput(Lb({"import", "--force", "x", "--zstd-level", "99"}), "import", "zstd-level");
 }
 
 TEST_F(CliErrorsTest, RegistryFlagsAreCheckedBeforeAnythingIsSent) {

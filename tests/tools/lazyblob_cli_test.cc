@@ -14,7 +14,7 @@ TEST_F(CliTest, ImportThenExportIsByteIdentical) {
   // Unaligned tail on purpose: the last chunk is shorter than 4 KiB.
   const std::string data = RandomBytes(3 * 1024 * 1024 + 5000, 1);
   const fs::path src = File("random.bin", data);
-  RunResult imp = Lb({"import", src.string(), "--id", "rand-1"});
+  RunResult imp = Lb({"import", "--force", src.string(), "--id", "rand-1"});
   ASSERT_EQ(imp.exit_code, 0) << imp.err;
   EXPECT_NE(imp.out.find("rand-1"), std::string::npos) << imp.out;
   EXPECT_NE(imp.err.find("created a new store"), std::string::npos) << imp.err;
@@ -33,7 +33,7 @@ TEST_F(CliTest, ImportThenExportIsByteIdentical) {
 TEST_F(CliTest, ImportJsonHasExactNumbersAndSecondImportWritesNothing) {
   const std::string data = RandomBytes(1 << 20, 2);
   const fs::path src = File("a.bin", data);
-  RunResult first = Lb({"import", src.string(), "--json"});
+  RunResult first = Lb({"import", "--force", src.string(), "--json"});
   ASSERT_EQ(first.exit_code, 0) << first.err;
   const nlohmann::json j = first.Json();
   for (const char* key : {"id", "size", "chunks", "new_chunks", "stored_bytes", "already_present",
@@ -48,7 +48,7 @@ TEST_F(CliTest, ImportJsonHasExactNumbersAndSecondImportWritesNothing) {
   EXPECT_FALSE(id.empty());
 
   // Same content again: the id is derived from the content, so it matches; nothing new.
-  RunResult again = Lb({"import", src.string(), "--json"});
+  RunResult again = Lb({"import", "--force", src.string(), "--json"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
   const nlohmann::json j2 = again.Json();
   EXPECT_EQ(j2["id"], id);
@@ -69,26 +69,26 @@ TEST_F(CliTest, ImportJsonHasExactNumbersAndSecondImportWritesNothing) {
 TEST_F(CliTest, ImportHonoursChunkerFlags) {
   const fs::path src = File("f.bin", RandomBytes(1 << 20, 3));
   RunResult imp =
-      Lb({"import", src.string(), "--chunker", "fixed", "--avg-chunk", "64K", "--json"});
+      Lb({"import", "--force", src.string(), "--chunker", "fixed", "--avg-chunk", "64K", "--json"});
   ASSERT_EQ(imp.exit_code, 0) << imp.err;
   EXPECT_EQ(imp.Json()["chunks"], 16);  // 1 MiB / 64 KiB
   RunResult ls = Lb({"ls", "--json"});
   EXPECT_EQ(ls.Json()["blobs"][0]["chunker"], "fixed:65536");
 
   const fs::path src2 = File("g.bin", RandomBytes(1 << 20, 4));
-  RunResult mib =
-      Lb({"import", src2.string(), "--chunker", "fixed", "--avg-chunk", "256KiB", "--json"});
+  RunResult mib = Lb({"import", "--force", src2.string(), "--chunker", "fixed", "--avg-chunk",
+                      "256KiB", "--json"});
   ASSERT_EQ(mib.exit_code, 0) << mib.err;
   EXPECT_EQ(mib.Json()["chunks"], 4);
 
   // A fixed size below the store's default minimum is still one valid size.
   const fs::path src3 = File("h.bin", RandomBytes(64 << 10, 5));
   RunResult small =
-      Lb({"import", src3.string(), "--chunker", "fixed", "--avg-chunk", "4K", "--json"});
+      Lb({"import", "--force", src3.string(), "--chunker", "fixed", "--avg-chunk", "4K", "--json"});
   ASSERT_EQ(small.exit_code, 0) << small.err;
   EXPECT_EQ(small.Json()["chunks"], 16);
 
-  RunResult bad = Lb({"import", src2.string(), "--avg-chunk", "12Q"});
+  RunResult bad = Lb({"import", "--force", src2.string(), "--avg-chunk", "12Q"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--avg-chunk"), std::string::npos) << bad.err;
 }
@@ -119,9 +119,9 @@ TEST_F(CliTest, ImportsAndExportsARealErofsImage) {
 
 TEST_F(CliTest, StatJsonCountsBlobsAndDedup) {
   const std::string base = RandomBytes(1 << 20, 6);
-  ASSERT_EQ(Lb({"import", File("a", base).string(), "--id", "a"}).exit_code, 0);
+  ASSERT_EQ(Lb({"import", "--force", File("a", base).string(), "--id", "a"}).exit_code, 0);
   // Same bytes under another id: all chunks shared.
-  ASSERT_EQ(Lb({"import", File("b", base).string(), "--id", "b"}).exit_code, 0);
+  ASSERT_EQ(Lb({"import", "--force", File("b", base).string(), "--id", "b"}).exit_code, 0);
   RunResult st = Lb({"stat", "--json"});
   ASSERT_EQ(st.exit_code, 0) << st.err;
   const nlohmann::json j = st.Json();
@@ -167,7 +167,7 @@ void CheckPrometheus(const std::string& text, const nlohmann::json& stat) {
 }
 
 TEST_F(CliTest, StatPrometheusIsTextFormatMatchingJson) {
-  ASSERT_EQ(Lb({"import", File("a", RandomBytes(300000, 7)).string()}).exit_code, 0);
+  ASSERT_EQ(Lb({"import", "--force", File("a", RandomBytes(300000, 7)).string()}).exit_code, 0);
   const nlohmann::json stat = Lb({"stat", "--json"}).Json();
   RunResult prom = Lb({"stat", "--prometheus"});
   ASSERT_EQ(prom.exit_code, 0) << prom.err;
@@ -222,7 +222,9 @@ TEST_F(CliTest, HelpOfEveryVerbExitsZeroAndTeachesItsOptions) {
 }
 
 TEST_F(CliTest, StoreComesFromEnvironment) {
-  ASSERT_EQ(Lb({"import", File("a", RandomBytes(10000, 8)).string(), "--id", "env"}).exit_code, 0);
+  ASSERT_EQ(
+      Lb({"import", "--force", File("a", RandomBytes(10000, 8)).string(), "--id", "env"}).exit_code,
+      0);
   setenv("LAZYBLOB_STORE", store_.c_str(), 1);
   RunResult r = RunProcess({LAZYBLOB_BIN, "ls"}, dir_);
   unsetenv("LAZYBLOB_STORE");

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -64,14 +65,15 @@ inline std::string RandomBytes(std::size_t n, std::uint64_t seed) {
   return s;
 }
 
-// Runs `argv` (argv[0] a path) with stdin from /dev/null and stdout/stderr captured.
-inline RunResult RunProcess(const std::vector<std::string>& argv,
-                            const std::filesystem::path& tmp) {
-  static int counter = 0;
+// Runs `argv` (argv[0] a path) with stdin from `stdin_path` (/dev/null by default) and
+// stdout/stderr captured in files "runN.out"/"runN.err" of `tmp` (removed afterwards).
+inline RunResult RunProcess(const std::vector<std::string>& argv, const std::filesystem::path& tmp,
+                            const std::string& stdin_path = "/dev/null") {
+  static std::atomic<int> counter{0};
   const std::string base = (tmp / ("run" + std::to_string(++counter))).string();
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 0, stdin_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, (base + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
   posix_spawn_file_actions_addopen(&fa, 2, (base + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC,

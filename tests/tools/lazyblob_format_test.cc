@@ -1,10 +1,16 @@
-// Size flags, human sizes and the Status -> exit code mapping of the lazyblob CLI.
+// Size flags (the grammar both binaries share), human sizes and rates, the store gauges
+// as `stat --prometheus` prints them, and the Status -> exit code mapping of the CLI.
 #include "tools/lazyblob_format.h"
 
 #include <gtest/gtest.h>
 
+#include "metrics/store_gauges.h"
+#include "tools/byte_size.h"
+#include "tools/store_gauges_from_stats.h"
+
 #include "tools/lazyblob_exit.h"
 #include "tools/lazyblob_output.h"
+#include "tools/lazyblob_progress.h"
 
 namespace lazyblob::cli {
 namespace {
@@ -40,6 +46,21 @@ TEST(HumanBytes, UsesThreeSignificantDigitsAndBinaryUnits) {
   EXPECT_EQ(HumanBytes(300ull << 30), "300 GiB");
   EXPECT_EQ(HumanRatio(2.0), "2.00x");
   EXPECT_EQ(HumanRatio(0.0), "-");
+  EXPECT_EQ(HumanPercent(3, 4), "75.0%");
+  EXPECT_EQ(HumanPercent(1, 0), "0.0%");
+  EXPECT_EQ(HumanSeconds(0.5), "0.50 s");
+  EXPECT_EQ(HumanSeconds(125), "2m05s");
+  EXPECT_EQ(BytesPerSecond(1000, 0.5), 2000u);
+  EXPECT_EQ(BytesPerSecond(1000, 0), 0u);
+}
+
+TEST(ProgressBar, EtaIsTheRemainingTimeAtTheMeanRateOnceThereIsHistory) {
+  EXPECT_EQ(ProgressBar::Eta(50, 100, 10.0), "10.0 s");
+  EXPECT_EQ(ProgressBar::Eta(25, 100, 100.0), "5m00s");
+  EXPECT_EQ(ProgressBar::Eta(50, 100, 0.5), "");    // too little history
+  EXPECT_EQ(ProgressBar::Eta(0, 100, 10.0), "");    // no rate yet
+  EXPECT_EQ(ProgressBar::Eta(100, 100, 10.0), "");  // done
+  EXPECT_EQ(ProgressBar::Eta(50, 0, 10.0), "");     // unknown total
 }
 
 TEST(ExitCodeFor, DataProblemsAreOneBadInputIsTwoFailuresAreThree) {
@@ -55,11 +76,17 @@ TEST(ExitCodeFor, DataProblemsAreOneBadInputIsTwoFailuresAreThree) {
   EXPECT_EQ(ExitCodeFor(Status::FromErrno(ENOSPC, "write")), kExitBadInput);
 }
 
-TEST(PrometheusText, EveryGaugeHasHelpTypeAndOneSample) {
+TEST(StoreGaugesText, EveryGaugeHasHelpTypeAndOneSample) {
   StoreStats s;
   s.blobs = 3;
   s.stored_bytes = 12345678901ull;
-  const std::string text = PrometheusText(s);
+  const std::string text = StoreGaugesText(StoreGaugesFrom(s));
+  for (const char* name : {"blobs", "chunks", "logical_bytes", "unique_bytes", "stored_bytes",
+                           "packs", "pack_file_bytes", "dedup_ratio", "compression_ratio"}) {
+    EXPECT_NE(text.find(std::string("# TYPE lazyblob_store_") + name + " gauge\n"),
+              std::string::npos)
+        << name;
+  }
   EXPECT_NE(text.find("# HELP lazyblob_store_blobs "), std::string::npos);
   EXPECT_NE(text.find("# TYPE lazyblob_store_blobs gauge\nlazyblob_store_blobs 3\n"),
             std::string::npos);

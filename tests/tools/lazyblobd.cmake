@@ -1,7 +1,12 @@
 # lazyblobd daemon tests need the store (to build a real store) and the kernel simulator;
-# the config tests compile the daemon's flag/TOML parser in.
+# the config tests compile the daemon's flag/TOML parser, preflight checks and logging in.
 if(TARGET tools_test AND TARGET lazyblobd)
-  target_sources(tools_test PRIVATE ${PROJECT_SOURCE_DIR}/tools/lazyblobd_config.cc)
-  target_link_libraries(tools_test PRIVATE lazyblob_store lazyblob_transport CLI11::CLI11
-    PkgConfig::TOMLPP)
+  target_sources(tools_test PRIVATE ${PROJECT_SOURCE_DIR}/tools/lazyblobd_config.cc
+    ${PROJECT_SOURCE_DIR}/tools/lazyblobd_logging.cc
+    ${PROJECT_SOURCE_DIR}/tools/lazyblobd_preflight.cc)
+  target_link_libraries(tools_test PRIVATE lazyblob_tools_common lazyblob_store
+    lazyblob_transport CLI11::CLI11 PkgConfig::TOMLPP spdlog::spdlog fmt::fmt)
+endif()
+if(TARGET tools_test)
+  target_compile_definitions(tools_test PRIVATE LAZYBLOB_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 endif()

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -94,7 +95,8 @@ class LazyblobdTest : public ::testing::Test {
     sim_.reset();
     std::filesystem::remove_all(dir_);
   }
-  void StartDaemon(std::vector<std::string> extra = {}) {
+  // `log`: where the daemon's stdout and stderr go ("" = inherited).
+  void StartDaemon(std::vector<std::string> extra = {}, const std::string& log = "") {
     std::vector<std::string> args = {
         LAZYBLOBD_BIN, "--store", dir_ + "/store", "--sim-socket", dir_ + "/sim.sock",
         "--threads",   "8",       "--log-level",   "info"};
@@ -102,6 +104,11 @@ class LazyblobdTest : public ::testing::Test {
     pid_ = ::fork();
     ASSERT_GE(pid_, 0);
     if (pid_ == 0) {
+      if (!log.empty()) {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -144,6 +151,10 @@ class LazyblobdTest : public ::testing::Test {
     pid_ = -1;
     return status;
   }
+  static std::string ReadLog(const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
   void ExpectNoViolations() {
     for (const auto& v : sim_->violations()) ADD_FAILURE() << "violation: " << v;
     EXPECT_EQ(sim_->counters().data_mismatches, 0u);
@@ -176,40 +187,50 @@ TEST_F(LazyblobdTest, ConcurrentReadersOfBlobsSharingChunksGetEveryByte) {
   ExpectNoViolations();
 }
 
-// A worker that cannot start (here: no store) is not restarted forever: the daemon exits
-// with status 1 and says why, while a worker that died after serving is restarted (the
-// kill -9 test below).
-TEST_F(LazyblobdTest, WorkerFailingBeforeReadyEndsTheDaemon) {
+// A worker that does not stop (here: SIGSTOPped, as a hung device read would leave it) is
+// killed after --stop-timeout, so a stop always ends.
+TEST_F(LazyblobdTest, AWorkerThatDoesNotStopIsKilledAfterTheStopTimeout) {
   const std::string log = dir_ + "/daemon.log";
-  pid_ = ::fork();
-  ASSERT_GE(pid_, 0);
-  if (pid_ == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<std::string> args = {LAZYBLOBD_BIN, "--store", dir_ + "/no-such-store",
-                                     "--sim-socket", dir_ + "/sim.sock"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  StartDaemon({"--stop-timeout", "1"}, log);
+  pid_t worker = -1;
+  for (int i = 0; i < 1000 && worker <= 0; ++i, ::usleep(10'000)) worker = WorkerPid();
+  ASSERT_GT(worker, 0);
+  ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+  ASSERT_EQ(::kill(pid_, SIGTERM), 0);
+  // Bounded: without the escalation the supervisor would wait for the worker forever.
   int status = 0;
   pid_t done = 0;
-  for (int i = 0; i < 3000 && done == 0; ++i) {
+  for (int i = 0; i < 6000 && done == 0; ++i) {
     done = ::waitpid(pid_, &status, WNOHANG);
     if (done == 0) ::usleep(10'000);
   }
-  ASSERT_EQ(done, pid_) << "lazyblobd still running 30 s after its worker failed to start";
+  ASSERT_EQ(done, pid_) << "lazyblobd still running 60 s after SIGTERM";
   pid_ = -1;
-  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 1);
-  std::ifstream in(log);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("no-such-store"), std::string::npos) << text;
-  EXPECT_NE(text.find("failed before it was ready"), std::string::npos) << text;
-  EXPECT_EQ(text.find("restarting in"), std::string::npos) << text;
+  EXPECT_NE(::kill(worker, 0), 0);  // gone
+  const std::string text = ReadLog(log);
+  EXPECT_NE(text.find("did not stop within 1 s; killing it (SIGKILL)"), std::string::npos) << text;
+}
+
+TEST_F(LazyblobdTest, JsonLogsAreOneObjectPerLine) {
+  const std::string log = dir_ + "/daemon.log";
+  StartDaemon({"--log-format", "json"}, log);
+  SimMount m = MountBlob(0);
+  EXPECT_EQ(ReadAll(m, 65536, nullptr), 0);
+  ASSERT_EQ(::kill(pid_, SIGTERM), 0);
+  ASSERT_TRUE(WIFEXITED(WaitDaemonExit()));
+  std::istringstream in(ReadLog(log));
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    ++lines;
+    EXPECT_EQ(line.rfind("{\"time\":\"", 0), 0u) << line;
+    EXPECT_NE(line.find("\"level\":\""), std::string::npos) << line;
+    EXPECT_NE(line.find("\"msg\":\""), std::string::npos) << line;
+    EXPECT_EQ(line.back(), '}') << line;
+  }
+  EXPECT_GT(lines, 2);
 }
 
 TEST_F(LazyblobdTest, UnknownBlobFailsItsMountAndTheDaemonServesOn) {

@@ -41,6 +41,25 @@ until [[ -s $tmp/expect.json ]]; do
 done
 echo "workload done: $("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["simulator"])' "$tmp/expect.json")"
 
+# The live exposition must be valid for Prometheus' own linter (issue 15): no NaN
+# summaries from prometheus-cpp's exposer, HELP/TYPE for every family, counters named
+# *_total. promtool comes with Debian's prometheus package.
+promtool_checks=0
+if command -v promtool >/dev/null; then
+  curl -sf "http://127.0.0.1:$daemon_port/metrics" >"$tmp/live.prom" || true
+  if [[ -s $tmp/live.prom ]] && promtool check metrics <"$tmp/live.prom" >"$tmp/promtool.out" 2>&1; then
+    echo "PASS: promtool check metrics accepts the daemon's live /metrics"
+    promtool_checks=1
+  else
+    echo "FAIL: promtool check metrics on the daemon's live /metrics:"
+    sed 's/^/  /' "$tmp/promtool.out" 2>/dev/null
+    promtool_checks=-1
+  fi
+else
+  echo "FAIL: promtool not installed (scripts/install-deps.sh installs prometheus)"
+  promtool_checks=-1
+fi
+
 # One Python process does the polling and the checks (interpreter start-up is slow on a
 # loaded machine). It writes "passed failed" to $tmp/counts.
 set +e
@@ -90,6 +109,7 @@ py_rc=$?
 set -e
 read -r passed failed <"$tmp/counts" 2>/dev/null || { passed=0; failed=1; }
 ((py_rc == 0)) || failed=$((failed + (failed == 0)))
+if ((promtool_checks > 0)); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 # The daemon drains and exits 0 on SIGTERM (daemon_workload sends it and checks).
 touch "$tmp/expect.json.stop"
