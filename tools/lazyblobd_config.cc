@@ -30,7 +30,19 @@ Status DaemonConfig::Validate() const {
   if (log_format != "text" && log_format != "json") {
     return InvalidArgument("--log-format must be text or json, not '" + log_format + "'");
   }
+  if (Status s = engine().Validate(); !s.ok()) {
+    return InvalidArgument("engine settings: " + s.message());
+  }
   return Status();
+}
+
+EngineOptions DaemonConfig::engine() const {
+  EngineOptions eo;
+  eo.worker_threads = worker_threads;
+  eo.write_ahead_bytes = write_ahead_bytes;
+  eo.chunk_cache_bytes = chunk_cache_bytes;
+  eo.prefetch_on_open = prefetch_on_open;
+  return eo;
 }
 
 ReloadableFlags& GivenAsFlags() {

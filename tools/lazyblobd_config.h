@@ -41,7 +41,11 @@ struct DaemonConfig {
   int stop_timeout_s = 30;          // --stop-timeout: SIGKILL a worker that has not stopped
   bool check_config = false;        // --check-config: validate everything, then exit
 
+  // Checks every setting, the engine's own limits included (write-ahead at most 1 GiB...),
+  // the same way at start and on SIGHUP.
   Status Validate() const;
+  // The engine's options these settings make.
+  EngineOptions engine() const;
 };
 
 // Parses argv (CLI11) and the --config file. Returns the exit code to use when the process

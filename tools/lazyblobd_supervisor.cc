@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "tools/lazyblobd_config.h"
+#include "tools/lazyblobd_logging.h"
 #include "tools/lazyblobd_worker.h"
 #include "transport/cachefiles_device.h"
 #include "transport/fd_passing.h"
@@ -87,7 +89,10 @@ int RunWithoutSupervisor(const DaemonConfig& config) {
   return RunWorker(config, std::move(launch));
 }
 
-int RunSupervisor(const DaemonConfig& config) {
+int RunSupervisor(const DaemonConfig& start_config) {
+  // The supervisor owns the config: a SIGHUP reload lands here too, so a worker started
+  // after a crash gets the reloaded settings, not the ones the daemon started with.
+  DaemonConfig config = start_config;
   auto device = AcquireDevice(config);
   if (!device.ok()) {
     spdlog::error("device: {}", device.status().ToString());
@@ -184,6 +189,10 @@ int RunSupervisor(const DaemonConfig& config) {
         if (UnderSystemd()) sd_notify(0, "STOPPING=1");
         ::kill(pid, SIGTERM);
       } else if (si.ssi_signo == SIGHUP) {
+        // Checked here as the worker checks it; either both take it or neither does.
+        if (Status s = ReloadConfig(&config, GivenAsFlags()); s.ok()) {
+          ApplyLogLevel(config.log_level);
+        }
         ::kill(pid, SIGHUP);
       } else if (si.ssi_signo == SIGCHLD) {
         exited = ::waitpid(pid, &status, WNOHANG) == pid;

@@ -85,11 +85,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   }
   std::unique_ptr<CacheDevice> device = std::move(*device_or);
   for (int i = 0; i < launch.restart_count; ++i) stats->WorkerRestart();
-  EngineOptions eo;
-  eo.worker_threads = config.worker_threads;
-  eo.write_ahead_bytes = config.write_ahead_bytes;
-  eo.chunk_cache_bytes = config.chunk_cache_bytes;
-  eo.prefetch_on_open = config.prefetch_on_open;
+  EngineOptions eo = config.engine();
   eo.restore_on_start = launch.restore;
   auto engine_or = RequestEngine::Start(eo, device.get(), store.get(), stats.get());
   if (!engine_or.ok()) {

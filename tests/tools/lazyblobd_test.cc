@@ -99,7 +99,8 @@ class LazyblobdTest : public ::testing::Test {
   void StartDaemon(std::vector<std::string> extra = {}, const std::string& log = "") {
     std::vector<std::string> args = {
         LAZYBLOBD_BIN, "--store", dir_ + "/store", "--sim-socket", dir_ + "/sim.sock",
-        "--threads",   "8",       "--log-level",   "info"};
+        "--threads",   "8"};
+    if (log_level_flag_) args.insert(args.end(), {"--log-level", "info"});
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     ASSERT_GE(pid_, 0);
@@ -165,7 +166,61 @@ class LazyblobdTest : public ::testing::Test {
   std::vector<std::uint64_t> sizes_;
   std::unique_ptr<KernelSimulator> sim_;
   pid_t pid_ = -1;
+  bool log_level_flag_ = true;  // false: the level comes from a --config file
 };
+
+// Polls `path` until it holds `text` after byte `from`; returns where it ends, or npos.
+std::size_t WaitForLog(const std::string& path, const std::string& text, std::size_t from = 0) {
+  for (int i = 0; i < 3000; ++i, ::usleep(10'000)) {
+    std::ifstream in(path);
+    const std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t at = s.find(text, from);
+    if (at != std::string::npos) return at + text.size();
+  }
+  return std::string::npos;
+}
+
+// Issue 14 (5): a SIGHUP reload lived in the worker only, so the next worker (after a crash)
+// started with the old settings. The supervisor now keeps the reloaded config.
+TEST_F(LazyblobdTest, ReloadedLogLevelSurvivesAWorkerRestart) {
+  const std::string conf = dir_ + "/lazyblobd.toml", log = dir_ + "/daemon.log";
+  std::ofstream(conf) << "log_level = \"info\"\n";
+  log_level_flag_ = false;
+  StartDaemon({"--config", conf}, log);
+  ASSERT_NE(WaitForLog(log, "serving store"), std::string::npos);
+  std::ofstream(conf, std::ios::trunc) << "log_level = \"debug\"\n";
+  ASSERT_EQ(::kill(pid_, SIGHUP), 0);
+  ASSERT_NE(WaitForLog(log, "SIGHUP: log level debug"), std::string::npos);
+  pid_t worker = -1;
+  for (int i = 0; i < 1000 && worker <= 0; ++i, ::usleep(10'000)) worker = WorkerPid();
+  ASSERT_GT(worker, 0);
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  const std::size_t restarted = WaitForLog(log, "(restore)");
+  ASSERT_NE(restarted, std::string::npos);
+  ASSERT_NE(WaitForLog(log, "serving store", restarted), std::string::npos);
+  SimMount m = MountBlob(0);
+  EXPECT_EQ(ReadAll(m, 65536, nullptr), 0);
+  // The new worker logs at debug level: the OPEN it served says so.
+  EXPECT_NE(WaitForLog(log, "opened blob 'blob0'", restarted), std::string::npos)
+      << ReadLog(log).substr(restarted);
+}
+
+// Issue 14 (5): a reloaded write-ahead skipped the 1 GiB limit that start enforces.
+TEST_F(LazyblobdTest, ReloadOfAnOversizedWriteAheadIsRefusedAndTheOldValueKept) {
+  const std::string conf = dir_ + "/lazyblobd.toml", log = dir_ + "/daemon.log";
+  std::ofstream(conf) << "write_ahead = \"1M\"\n";
+  StartDaemon({"--config", conf}, log);
+  ASSERT_NE(WaitForLog(log, "serving store"), std::string::npos);
+  std::ofstream(conf, std::ios::trunc) << "write_ahead = \"100G\"\n";
+  ASSERT_EQ(::kill(pid_, SIGHUP), 0);
+  const std::size_t refused = WaitForLog(log, "config not reloaded");
+  ASSERT_NE(refused, std::string::npos) << ReadLog(log);
+  // A later good reload shows the value in force: still 1 MiB.
+  std::ofstream(conf, std::ios::trunc) << "write_ahead = \"1M\"\n";
+  ASSERT_EQ(::kill(pid_, SIGHUP), 0);
+  EXPECT_NE(WaitForLog(log, "write-ahead 1048576 bytes", refused), std::string::npos)
+      << ReadLog(log);
+}
 
 TEST_F(LazyblobdTest, ConcurrentReadersOfBlobsSharingChunksGetEveryByte) {
   StartDaemon();
