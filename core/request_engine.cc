@@ -358,6 +358,26 @@ void RequestEngine::HandleRead(const ReadMessage& message, Clock::time_point rec
   }
   PendingRead pending(device_, message.msg_id, object->anon_fd);
   stats_->BytesRequested(message.length);
+  ReadObserver* const observer = options_.read_observer;
+  struct ObserverEnd {
+    ReadObserver* observer;
+    std::uint32_t msg_id;
+    ~ObserverEnd() {
+      if (observer != nullptr) observer->EndRead(msg_id);
+    }
+  } observer_end{observer, message.msg_id};
+  if (observer != nullptr && !observer->BeginRead(message.msg_id, object->file->map().id,
+                                                  message.offset, message.length)) {
+    Log(LogLevel::kError, "READ " + std::to_string(message.msg_id) + " of blob '" +
+                              object->file->map().id + "' [" + std::to_string(message.offset) +
+                              ", +" + std::to_string(message.length) +
+                              ") failed without serving it: it crashed workers before");
+    const Status st = pending.Complete();  // no data written: the reader gets EIO
+    if (!st.ok()) Log(LogLevel::kWarn, "completing a refused READ: " + st.ToString());
+    stats_->RequestDone(RequestOp::kRead, RequestResult::kError, SecondsSince(received));
+    stats_->InFlight(-1);
+    return;
+  }
   const FillResult filled =
       filler_.FillRange(object->file, object->anon_fd->get(), message.offset, message.length);
   const Clock::time_point complete_start = Clock::now();

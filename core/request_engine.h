@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -42,6 +43,19 @@
 #include "core/unique_fd.h"
 
 namespace lazyblob {
+
+// Watches the READs a worker serves (tools/: the crash journal that lets the supervisor
+// spot a READ that kills every worker, and test failpoints). Called on worker threads,
+// concurrently; Begin before anything is written for the READ, End after it is answered.
+// Lifetime: borrowed, must outlive the engine.
+class ReadObserver {
+ public:
+  virtual ~ReadObserver() = default;
+  // false: fail this READ at once, without serving it (the reader gets EIO).
+  virtual bool BeginRead(std::uint32_t msg_id, std::string_view blob_id, std::uint64_t offset,
+                         std::uint64_t length) = 0;
+  virtual void EndRead(std::uint32_t msg_id) = 0;
+};
 
 struct EngineOptions {
   // Threads serving requests. 0 = 4 per hardware thread, at least 8: the work blocks on
@@ -63,6 +77,9 @@ struct EngineOptions {
   // re-send OPENs (new object ids and fds) and then the READs that were pending
   // (`restore`), so they are served like any request.
   bool restore_on_start = false;
+
+  // Optional (may be null): see ReadObserver.
+  ReadObserver* read_observer = nullptr;
 
   // Requests read from the device and not yet picked up by a worker. At the bound the
   // dispatcher stops reading the device until workers catch up: the kernel keeps what is

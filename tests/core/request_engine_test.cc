@@ -451,6 +451,34 @@ TEST_F(RequestEngineTest, DispatcherStopsReadingWhileTheQueueIsFull) {
   EXPECT_EQ(stats_.queue_depth.load(), 0);
 }
 
+// The hook the crash journal and failpoints use: every READ is seen begin and end, and a
+// READ the observer refuses is answered at once without data.
+TEST_F(RequestEngineTest, ReadObserverSeesEveryReadAndCanFailOne) {
+  struct Observer final : ReadObserver {
+    bool BeginRead(std::uint32_t msg_id, std::string_view blob, std::uint64_t offset,
+                   std::uint64_t) override {
+      ++begun;
+      return !(blob == "a" && offset == 2 * k64K);
+    }
+    void EndRead(std::uint32_t) override { ++ended; }
+    std::atomic<int> begun{0}, ended{0};
+  } observer;
+  MakeBlob("a", 4, 97);
+  EngineOptions o;
+  o.read_observer = &observer;
+  o.write_ahead_bytes = 0;
+  StartEngine(o);
+  ASSERT_GT(Open(1, "a"), 0);
+  Read(1, 0, 4096);
+  Read(1, 2 * k64K, 4096);
+  ExpectServed(1, "a", 0, 4096);
+  EXPECT_FALSE(files_.Present(FileName(1), 2 * k64K, 4096));
+  engine_->Stop();
+  EXPECT_EQ(observer.begun.load(), 2);
+  EXPECT_EQ(observer.ended.load(), 2);
+  EXPECT_EQ(stats_.done[int(RequestOp::kRead)][int(RequestResult::kError)].load(), 1);
+}
+
 TEST_F(RequestEngineTest, RestoreOnStartAsksTheDeviceBeforeReading) {
   EngineOptions o;
   o.restore_on_start = true;
