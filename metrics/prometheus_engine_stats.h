@@ -40,6 +40,9 @@ struct PrometheusEngineStatsOptions {
   bool per_blob_gauge = true;
   std::string version = BuildVersion();    // lazyblob_build_info{version=...}
   std::string revision = BuildRevision();  // lazyblob_build_info{revision=...}
+  // When set, every lazyblob_* series but lazyblob_build_info carries frontend="<this>"
+  // (the daemon sets "cachefiles" or "fanotify"). Empty (the default): no such label.
+  std::string frontend;
 
   Status Validate() const;
 };
