@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "store/chunk_store.h"
@@ -48,6 +49,18 @@ struct StatFlags {
   std::string output;  // --prometheus only: write here atomically instead of stdout
 };
 
+// mount / umount: the fanotify front end's mounts (tools/lazyblob_cmd_mount.cc).
+struct MountFlags {
+  std::string id;
+  std::string dir;
+  std::vector<std::string> devices;  // blob ids of the image's extra devices, in order
+  std::string control_socket;
+};
+struct UmountFlags {
+  std::string dir;
+  std::string control_socket;
+};
+
 ExitCode RunInit(const GlobalFlags& g);
 ExitCode RunImport(const GlobalFlags& g, const ImportFlags& f);
 ExitCode RunLs(const GlobalFlags& g);
@@ -57,6 +70,8 @@ ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id);
 ExitCode RunRm(const GlobalFlags& g, const std::string& id);
 ExitCode RunGc(const GlobalFlags& g, bool dry_run);
 ExitCode RunRebuildIndex(const GlobalFlags& g);
+ExitCode RunMount(const GlobalFlags& g, const MountFlags& f);
+ExitCode RunUmount(const GlobalFlags& g, const UmountFlags& f);
 
 // Shared by the verbs (lazyblob_commands.cc).
 

@@ -14,6 +14,13 @@ Status DaemonConfig::Validate() const {
     return InvalidArgument("--cache-dir is required with /dev/cachefiles (or use --sim-socket)");
   }
   if (worker_threads < 0) return InvalidArgument("--threads must be >= 0");
+  if (frontend != "auto" && frontend != "cachefiles" && frontend != "fanotify") {
+    return InvalidArgument("--frontend must be cachefiles, fanotify or auto");
+  }
+  if (!sim_socket.empty() && frontend == "fanotify") {
+    return InvalidArgument(
+        "--sim-socket simulates cachefiles: it needs --frontend cachefiles or auto");
+  }
   if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error" &&
       log_level != "off") {
     return InvalidArgument("--log-level must be debug, info, warn, error or off");
@@ -72,6 +79,8 @@ Status ApplyToml(const std::string& path, const CLI::App& app, DaemonConfig* c) 
   str("sim_socket", "--sim-socket", &c->sim_socket);
   str("metrics_listen", "--metrics-listen", &c->metrics_listen);
   str("log_level", "--log-level", &c->log_level);
+  str("frontend", "--frontend", &c->frontend);
+  str("control_socket", "--control-socket", &c->control_socket);
   if (auto v = t["threads"].value<std::int64_t>(); v && unset("--threads")) {
     c->worker_threads = static_cast<int>(*v);
   }
@@ -111,7 +120,15 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
 Mounting a blob (its id in the store is the EROFS fsid):
   lazyblob --store /var/lib/lazyblob import image.erofs --id myimage
   lazyblobd --store /var/lib/lazyblob --cache-dir /var/cache/lazyblob/fscache &
-  mount -t erofs none -o fsid=myimage /mnt
+  mount -t erofs none -o fsid=myimage /mnt                  # cachefiles
+  lazyblob mount myimage /mnt                               # fanotify
+
+Front ends (--frontend): cachefiles serves the kernel's cachefiles on-demand mode; fanotify
+keeps one sparse file per blob in the cache dir (ext4/xfs/btrfs, not tmpfs), fills it on
+fanotify pre-content events and leaves the mount itself to 'lazyblob mount'. auto picks
+cachefiles when /dev/cachefiles exists and binds in on-demand mode, else fanotify, and logs
+why. On SIGTERM the fanotify front end unmounts its mounts; a busy mount stays mounted with
+its files completed first, so it reads correct bytes without the daemon.
 
 Examples:
   lazyblobd --store /var/lib/lazyblob --cache-dir /srv/fscache --metrics-listen 127.0.0.1:9150
@@ -140,6 +157,12 @@ CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND (Linux >= 5.19).)");
   app.add_option("--metrics-listen", c.metrics_listen,
                  "Serve Prometheus /metrics on ADDR:PORT (empty: off)");
   app.add_option("--log-level", c.log_level, "debug, info, warn, error or off");
+  app.add_option("--frontend", c.frontend,
+                 "cachefiles (/dev/cachefiles on-demand), fanotify (EROFS file-backed mounts "
+                 "filled on pre-content events, Linux >= 6.14, mounted with 'lazyblob mount') "
+                 "or auto (cachefiles when /dev/cachefiles binds in on-demand mode)");
+  app.add_option("--control-socket", c.control_socket,
+                 "fanotify: the socket 'lazyblob mount' talks to (root only, mode 0600)");
   app.add_flag("--no-supervisor", no_supervisor,
                "Run the worker in this process (no restart; the device closes with it)");
   try {

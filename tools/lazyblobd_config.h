@@ -25,6 +25,8 @@ struct DaemonConfig {
   std::string metrics_listen;                      // --metrics-listen; empty = no endpoint
   std::string log_level = "info";                  // --log-level
   bool supervisor = true;                          // --no-supervisor turns it off
+  std::string frontend = "auto";                   // --frontend: cachefiles, fanotify or auto
+  std::string control_socket = "/run/lazyblob/control.sock";  // --control-socket (fanotify)
 
   Status Validate() const;
 };

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -14,6 +15,8 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "tools/lazyblobd_frontend.h"
+#include "tools/lazyblobd_keeper.h"
 #include "tools/lazyblobd_worker.h"
 #include "transport/cachefiles_device.h"
 #include "transport/fd_passing.h"
@@ -72,7 +75,7 @@ Result<AcquiredDevice> AcquireDevice(const DaemonConfig& config) {
 }
 
 int RunWithoutSupervisor(const DaemonConfig& config) {
-  auto device = AcquireDevice(config);
+  auto device = AcquireFrontend(config);
   if (!device.ok()) {
     spdlog::error("device: {}", device.status().ToString());
     return kExitDeviceFailed;
@@ -80,6 +83,8 @@ int RunWithoutSupervisor(const DaemonConfig& config) {
   WorkerLaunch launch;
   launch.device_fd = std::move(device->fd);
   launch.restore = device->from_fd_store;
+  launch.fanotify = device->fanotify;
+  launch.journal = device->journal.get();
   launch.on_ready = [] {
     if (UnderSystemd()) sd_notify(0, "READY=1");
   };
@@ -87,7 +92,7 @@ int RunWithoutSupervisor(const DaemonConfig& config) {
 }
 
 int RunSupervisor(const DaemonConfig& config) {
-  auto device = AcquireDevice(config);
+  auto device = AcquireFrontend(config);
   if (!device.ok()) {
     spdlog::error("device: {}", device.status().ToString());
     return kExitDeviceFailed;
@@ -103,6 +108,8 @@ int RunSupervisor(const DaemonConfig& config) {
   }
 
   bool restore = device->from_fd_store, stopping = false, notified = false;
+  // fanotify: what workers must not lose when they die (tools/lazyblobd_keeper.h).
+  FdKeeper keeper;
   int restarts = 0;
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
@@ -111,6 +118,13 @@ int RunSupervisor(const DaemonConfig& config) {
     UniqueFd ready_r(ready_pipe[0]), ready_w(ready_pipe[1]);
     auto child_fd = DupFd(device->fd.get());
     if (!child_fd.ok()) return kExitFailure;
+    UniqueFd keeper_sup, keeper_wrk;
+    if (device->fanotify) {
+      int sp[2];
+      if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) return kExitFailure;
+      keeper_sup = UniqueFd(sp[0]);
+      keeper_wrk = UniqueFd(sp[1]);
+    }
     const Clock::time_point started = Clock::now();
     const pid_t pid = ::fork();
     if (pid < 0) {
@@ -124,9 +138,14 @@ int RunSupervisor(const DaemonConfig& config) {
       sigfd.reset();
       ready_r.reset();
       device->fd.reset();  // the worker holds its own dup; the supervisor keeps the original
+      keeper_sup.reset();
+      keeper = FdKeeper();  // the worker gets its own copies over the socket
       WorkerLaunch launch;
       launch.device_fd = std::move(*child_fd);
       launch.restore = restore;
+      launch.fanotify = device->fanotify;
+      launch.keeper_fd = std::move(keeper_wrk);
+      launch.journal = device->journal.get();
       launch.restart_count = restarts;
       const int w = ready_w.release();
       launch.on_ready = [w] {
@@ -138,13 +157,28 @@ int RunSupervisor(const DaemonConfig& config) {
     }
     child_fd->reset();
     ready_w.reset();
+    keeper_wrk.reset();
     spdlog::info("worker pid {} started{}", pid, restore ? " (restore)" : "");
+    if (keeper_sup) {
+      Status sent = keeper.SendAll(keeper_sup.get());
+      if (!sent.ok()) spdlog::warn("fd keeper: {}", sent.ToString());
+      if (keeper.size() > 0) spdlog::info("handed {} kept entries to the worker", keeper.size());
+    }
 
     int status = 0;
     bool exited = false;
     while (!exited) {
-      pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {ready_r.get(), POLLIN, 0}};
-      if (::poll(fds, ready_r ? 2 : 1, -1) < 0 && errno != EINTR) return kExitFailure;
+      pollfd fds[3] = {{sigfd.get(), POLLIN, 0},
+                       {ready_r ? ready_r.get() : -1, POLLIN, 0},
+                       {keeper_sup ? keeper_sup.get() : -1, POLLIN, 0}};
+      if (::poll(fds, 3, -1) < 0 && errno != EINTR) return kExitFailure;
+      if (keeper_sup && fds[2].revents != 0) {
+        auto open = keeper.Drain(keeper_sup.get());
+        if (!open.ok() || !*open) {
+          if (!open.ok()) spdlog::warn("fd keeper: {}", open.status().ToString());
+          keeper_sup.reset();  // the worker closed its end (it is exiting)
+        }
+      }
       if (ready_r && fds[1].revents != 0) {
         char c;
         if (::read(ready_r.get(), &c, 1) == 1 && !notified) {
@@ -166,6 +200,11 @@ int RunSupervisor(const DaemonConfig& config) {
       } else if (si.ssi_signo == SIGCHLD) {
         exited = ::waitpid(pid, &status, WNOHANG) == pid;
       }
+    }
+    if (keeper_sup) {
+      // Whatever the worker sent before it died is applied before the next one starts.
+      Status drained = keeper.DrainToEnd(keeper_sup.get());
+      if (!drained.ok()) spdlog::warn("fd keeper: {}", drained.ToString());
     }
     if (stopping) {
       spdlog::info("worker {} ended ({}); supervisor exits", pid, DescribeExit(status));

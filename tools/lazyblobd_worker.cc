@@ -16,6 +16,7 @@
 #include "metrics/metrics_server.h"
 #include "metrics/prometheus_engine_stats.h"
 #include "store/chunk_store.h"
+#include "tools/lazyblobd_fanotify.h"
 #include "transport/cachefiles_device.h"
 #include "transport/sim_device.h"
 
@@ -97,7 +98,9 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   }
   std::shared_ptr<ChunkStore> store = std::move(*store_or);
 
-  auto stats_or = PrometheusEngineStats::Open({});
+  PrometheusEngineStatsOptions stats_options;
+  stats_options.frontend = launch.fanotify ? "fanotify" : "cachefiles";
+  auto stats_or = PrometheusEngineStats::Open(stats_options);
   if (!stats_or.ok()) {
     spdlog::error("metrics: {}", stats_or.status().ToString());
     return kExitFailure;
@@ -117,6 +120,26 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
     spdlog::info("serving /metrics on {} (port {})", config.metrics_listen, metrics->port());
   }
 
+  if (launch.fanotify) {
+    auto reload = [&]() -> std::optional<std::uint64_t> {
+      Status s = ReloadConfig(&config, GivenAsFlags());
+      if (!s.ok()) {
+        spdlog::warn("SIGHUP: config not reloaded: {}", s.ToString());
+        return std::nullopt;
+      }
+      ApplyLogLevel(config.log_level);
+      PublishStoreGauges(*store, *stats);
+      spdlog::info("SIGHUP: log level {}, write-ahead {} bytes", config.log_level,
+                   config.write_ahead_bytes);
+      return config.write_ahead_bytes;
+    };
+    auto ready = std::move(launch.on_ready);
+    launch.on_ready = [&, ready] {
+      if (ready) ready();
+      PublishStoreGauges(*store, *stats);
+    };
+    return RunFanotifyWorker(config, launch, store.get(), stats.get(), reload);
+  }
   auto device_or = AdoptDevice(config, std::move(launch.device_fd));
   if (!device_or.ok()) {
     spdlog::error("adopting the device fd: {}", device_or.status().ToString());
