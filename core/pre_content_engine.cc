@@ -438,8 +438,8 @@ void PreContentEngine::Dispatch(std::shared_ptr<Event> event) {
   // Past the end of the file, or every chunk written already: nothing to wait for.
   if (begin >= end || file->cache()->AllWritten(first, last)) {
     ++fast_allowed_;
-    Answer(*event, 0, RequestResult::kOk);
     UnmarkIfComplete(*file);
+    Answer(*event, 0, RequestResult::kOk);
     return;
   }
   filler_.BeginDemand();  // prefetch yields from now until the event is answered
@@ -461,8 +461,8 @@ void PreContentEngine::Serve(ServedFile& file, Event& event, std::uint64_t begin
   const FillResult filled = filler_.FillRange(file.cache(), file.fill_fd(), begin, end - begin);
   if (filled.ok()) {
     ++filled_;
+    UnmarkIfComplete(file);  // first: an answered reader finds the file in its final state
     Answer(event, 0, RequestResult::kOk);
-    UnmarkIfComplete(file);
     return;
   }
   Log(LogLevel::kWarn, Describe(event.pending.event()) + " of blob '" + file.blob_id() +

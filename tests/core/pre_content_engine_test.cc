@@ -101,6 +101,7 @@ TEST_F(PreContentEngineTest, AnEventIsAllowedOnceItsRangeHoldsTheBlobsBytes) {
   const std::uint32_t id = events_.Push(Path("a"), 3 * k64K + 4096, 8192);
   EXPECT_EQ(events_.WaitAnswer(id), 0);
   ExpectServed("a", 3 * k64K, k64K);
+  engine_->Stop();                         // statistics are taken after the answer
   EXPECT_EQ(stats_.done[1][0].load(), 1);  // one READ ok
   ExpectNoViolations();
 }
@@ -158,6 +159,7 @@ TEST_F(PreContentEngineTest, AnEventOnAFileItDoesNotServeIsDenied) {
   UniqueFd fd(::open(stranger.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   ASSERT_EQ(::ftruncate(fd.get(), 1 << 20), 0);
   EXPECT_EQ(events_.WaitAnswer(events_.Push(stranger, 0, 4096)), EIO);
+  engine_->Stop();
   EXPECT_EQ(stats_.done[1][2].load(), 1);  // READ dropped
   ExpectNoViolations();
 }
@@ -330,6 +332,7 @@ TEST_F(PreContentEngineTest, ConcurrentEventsOnTwoFilesSharingChunksGetTheirByte
   for (auto& t : pushers) t.join();
   for (std::uint32_t id : ids) EXPECT_EQ(events_.WaitAnswer(id), 0);
   ExpectNoViolations();
+  engine_->Stop();
   EXPECT_EQ(stats_.in_flight.load(), 0);
   EXPECT_EQ(stats_.queue_depth.load(), 0);
 }
