@@ -147,7 +147,7 @@ void PreContentEngine::ScanPresent(ServedFile& file) {
 }
 
 Status PreContentEngine::Mark(ServedFile& file) {
-  if (file.complete()) {
+  if (file.complete() && options_.unmark_complete_files) {
     // Complete files raise no events (an earlier worker may have left a mark on it).
     Status s = source_->Unmark(file.fill_fd());
     if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
@@ -248,7 +248,10 @@ Status PreContentEngine::FillAll(ServedFile& file) {
 }
 
 void PreContentEngine::UnmarkIfComplete(ServedFile& file) {
-  if (!file.marked() || !file.complete() || !file.marked_.exchange(false)) return;
+  if (!options_.unmark_complete_files || !file.marked() || !file.complete() ||
+      !file.marked_.exchange(false)) {
+    return;
+  }
   Status s = source_->Unmark(file.fill_fd());
   if (!s.ok()) {
     Log(LogLevel::kWarn, "unmark of complete blob '" + file.blob_id() + "': " + s.ToString());

@@ -68,6 +68,10 @@ struct PreContentEngineOptions {
   // Events read and not yet answered, at most. Each holds an fd and a journal record.
   // Default 4096.
   std::size_t max_events_in_flight = 4096;
+  // Remove a file's mark once it is complete (and never mark a complete one). Default true;
+  // false keeps every registered file marked, so that each read of its backing pages still
+  // raises an event (answered on the fast path): only to measure what the mark costs.
+  bool unmark_complete_files = true;
 
   Status Validate() const;
 };

@@ -161,6 +161,9 @@ CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND (Linux >= 5.19).)");
                  "cachefiles (/dev/cachefiles on-demand), fanotify (EROFS file-backed mounts "
                  "filled on pre-content events, Linux >= 6.14, mounted with 'lazyblob mount') "
                  "or auto (cachefiles when /dev/cachefiles binds in on-demand mode)");
+  app.add_flag("--fanotify-keep-marks", c.keep_marks,
+               "Keep complete files marked (benchmarks: the cost of a mark)")
+      ->group("");
   app.add_option("--control-socket", c.control_socket,
                  "fanotify: the socket 'lazyblob mount' talks to (root only, mode 0600)");
   app.add_flag("--no-supervisor", no_supervisor,

@@ -27,6 +27,7 @@ struct DaemonConfig {
   bool supervisor = true;                          // --no-supervisor turns it off
   std::string frontend = "auto";                   // --frontend: cachefiles, fanotify or auto
   std::string control_socket = "/run/lazyblob/control.sock";  // --control-socket (fanotify)
+  bool keep_marks = false;  // --fanotify-keep-marks (hidden): measure what marks cost
 
   Status Validate() const;
 };

@@ -79,6 +79,7 @@ Status StartWorker(const DaemonConfig& config, WorkerLaunch& launch, ChunkSource
   o.engine.chunk_cache_bytes = config.chunk_cache_bytes;
   o.engine.prefetch_on_open = config.prefetch_on_open;
   o.max_events_in_flight = std::min<std::size_t>(journal->slots(), fd_limit / 2);
+  o.unmark_complete_files = !config.keep_marks;
   LB_ASSIGN_OR_RETURN(w.engine, PreContentEngine::Create(o, w.source.get(), store, stats));
   // Absolute: `lazyblob mount` passes these paths to mount(2) from its own directory.
   const std::string files_dir = std::filesystem::absolute(config.cache_dir + "/fanotify").string();
