@@ -137,8 +137,10 @@ int RunFanotifyWorker(const DaemonConfig& config, WorkerLaunch& launch, ChunkSou
     const int n = ::poll(fds, 2, stopping ? kStopRetryMs : -1);
     if (n < 0 && errno != EINTR) return kExitFailure;
     if (fds[1].revents != 0) {
-      spdlog::error("fanotify group failed: {}", w.engine->source_status().ToString());
-      code = kExitDeviceFailed;
+      // Not kExitDeviceFailed: the supervisor must restart a worker (whose first job is to
+      // answer what this one read), not give up and close the group.
+      spdlog::error("reading the fanotify group failed: {}", w.engine->source_status().ToString());
+      code = kExitFailure;
       break;
     }
     if (n > 0 && (fds[0].revents & POLLIN) != 0) {
