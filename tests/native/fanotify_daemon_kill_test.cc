@@ -88,7 +88,11 @@ class FanotifyDaemonKillTest : public ::testing::Test {
     daemon_ = std::make_unique<FanotifyDaemon>(dir_.path());
   }
   void TearDown() override {
-    if (daemon_ != nullptr) daemon_->Kill();
+    if (daemon_ != nullptr) {
+      const std::string log = daemon_->log();
+      EXPECT_EQ(log.find("Sanitizer"), std::string::npos) << log;
+      daemon_->Kill();
+    }
     for (int i = 0; i < 3; ++i) ::umount2((dir_ / ("mnt" + std::to_string(i))).c_str(), MNT_DETACH);
   }
 
@@ -204,6 +208,12 @@ TEST_F(FanotifyDaemonKillTest, KillNineOfTheWorkerDuringOneThousandReadsCostsRea
   EXPECT_EQ(sum.mismatches, 0u);
   EXPECT_EQ(sum.errors, 0u);
   EXPECT_GT(new_worker, 0);
+  std::size_t deaths = 0;
+  for (std::size_t at = log.find(" died ("); at != std::string::npos;
+       at = log.find(" died (", at + 1)) {
+    ++deaths;
+  }
+  EXPECT_EQ(deaths, 1u) << "only the worker we killed may die:\n" << log;
   // The new worker serves on: every file of every image, then a clean stop.
   for (int i = 0; i < 3; ++i) {
     std::size_t files = 0;

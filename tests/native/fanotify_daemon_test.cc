@@ -32,7 +32,14 @@ class FanotifyDaemonTest : public ::testing::Test {
     daemon_ = std::make_unique<FanotifyDaemon>(dir_.path());
   }
   void TearDown() override {
-    if (daemon_ != nullptr) daemon_->Kill();
+    if (daemon_ != nullptr) {
+      // A worker that crashed (a sanitizer report, an abort) is restarted by the supervisor
+      // and could go unnoticed by the checks above.
+      const std::string log = daemon_->log();
+      EXPECT_EQ(log.find("Sanitizer"), std::string::npos) << log;
+      EXPECT_EQ(log.find(" died ("), std::string::npos) << log;
+      daemon_->Kill();
+    }
     // Mounts left by a failed test, so that the scratch dir can be removed.
     if (dir_.path().empty()) return;
     for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
