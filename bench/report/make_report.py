@@ -312,8 +312,11 @@ def main():
     if os.path.exists(fan_md):
         with open(fan_md) as f:
             body = f.read().rstrip().split("\n")
+        body = ["#" + l if l.startswith("##") else l for l in body]
         body[0] = "## 5. " + body[0].lstrip("# ")
-        md.append("\n".join("#" + l if l.startswith("##") else l for l in body) + "\n")
+        md.append("\n".join(body) + "\n")
+        if os.path.exists(os.path.join(a.out_dir, f"fanotify-read{a.suffix}.png")):
+            md.append(f"![fanotify](fanotify-read{a.suffix}.png)\n")
     else:
         md.append("## 5. fanotify front end\n\nNo results: run bench/fanotify/run.sh (bench/run.sh "
                   "does; it needs root and Linux >= 6.14).\n")
