@@ -8,6 +8,8 @@
 #   3. bench/import/run.sh (import + dedup vs casync and borg);
 #   4. bench/vm/run.sh (real kernel in qemu: cold/warm read through lazyblobd vs a loop
 #      mount of the image in RAM; full run only, the VM smoke is a stage of scripts/test.sh);
+#   5. bench/fanotify/run.sh (this machine's kernel: cold/warm reads through the fanotify
+#      front end vs file-backed mounts of the raw and the lz4hc image, and the limit loop);
 # then writes the report (bench/report/make_report.py).
 #
 # usage: bench/run.sh [--smoke]
@@ -155,6 +157,13 @@ fi
 # --- 4. real kernel (VM), full run only ---
 if [[ $SMOKE == 0 && "${SKIP_VM:-0}" != 1 ]]; then
   step "vm: cold read vs loop" "$HERE/vm/run.sh" --build-dir "$BUILD"
+fi
+
+# --- 5. the fanotify front end, natively on this kernel (owned by bench/fanotify) ---
+if [[ $SMOKE == 1 ]]; then
+  step "fanotify (smoke)" "$HERE/fanotify/run.sh" --smoke --build-dir "$BUILD"
+else
+  step "fanotify: cold/warm vs file-backed mounts" "$HERE/fanotify/run.sh" --build-dir "$BUILD"
 fi
 
 # --- report ---

@@ -62,6 +62,15 @@ class CacheFile {
     cv_.SignalAll();
   }
 
+  // True when every chunk of [first, end) is written (a cheap check, no I/O).
+  bool AllWritten(std::size_t first, std::size_t end) const LB_EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    for (std::size_t i = first; i < end; ++i) {
+      if (state_[i] != kWritten) return false;
+    }
+    return true;
+  }
+
   // True once every chunk is written (the file needs no more filling).
   bool complete() const LB_EXCLUDES(mu_) {
     MutexLock lock(&mu_);

@@ -105,6 +105,11 @@ Status PrometheusEngineStatsOptions::Validate() const {
   if (max_blob_series < 0) return InvalidArgument("metrics: max_blob_series must be >= 0");
   if (version.empty()) return InvalidArgument("metrics: version must not be empty");
   if (revision.empty()) return InvalidArgument("metrics: revision must not be empty");
+  for (char c : frontend) {
+    if (!(c >= 'a' && c <= 'z') && c != '_') {
+      return InvalidArgument("metrics: frontend must be lower-case letters and '_'");
+    }
+  }
   return Status::Ok();
 }
 
@@ -303,6 +308,11 @@ std::vector<MetricFamily> PrometheusEngineStats::Collect() const {
   std::vector<MetricFamily> out;
   CollectShards(out);
   CollectOthers(out);
+  if (!options_.frontend.empty()) {
+    for (MetricFamily& f : out) {
+      for (ClientMetric& m : f.metric) m.label.push_back({"frontend", options_.frontend});
+    }
+  }
   MetricFamily info =
       Family("lazyblob_build_info", "Always 1; the labels say which lazyblob is running.",
              MetricType::Gauge);

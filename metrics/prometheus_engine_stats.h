@@ -46,6 +46,9 @@ struct PrometheusEngineStatsOptions {
   int max_blob_series = 64;
   std::string version = BuildVersion();    // lazyblob_build_info{version=...}
   std::string revision = BuildRevision();  // lazyblob_build_info{revision=...}
+  // When set, every lazyblob_* series but lazyblob_build_info carries frontend="<this>"
+  // (the daemon sets "cachefiles" or "fanotify"). Empty (the default): no such label.
+  std::string frontend;
 
   Status Validate() const;
 };

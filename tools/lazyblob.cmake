@@ -4,9 +4,11 @@
 add_library(lazyblob_cli STATIC
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_atomic_file.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_cmd_maint.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblob_cmd_mount.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_cmd_read.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_cmd_registry.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_commands.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblob_control_protocol.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_exit.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_format.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_output.cc

@@ -67,6 +67,18 @@ struct RegistryFlags {
   std::string max_request = "8M";  // pull: bytes one Range GET may cover
 };
 
+// mount / umount: the fanotify front end's mounts (tools/lazyblob_cmd_mount.cc).
+struct MountFlags {
+  std::string id;
+  std::string dir;
+  std::vector<std::string> devices;  // blob ids of the image's extra devices, in order
+  std::string control_socket;
+};
+struct UmountFlags {
+  std::string dir;
+  std::string control_socket;
+};
+
 ExitCode RunInit(const GlobalFlags& g);
 ExitCode RunImport(const GlobalFlags& g, const ImportFlags& f);
 ExitCode RunLs(const GlobalFlags& g, const std::optional<std::string>& id);
@@ -79,6 +91,8 @@ ExitCode RunRebuildIndex(const GlobalFlags& g);
 ExitCode RunPush(const GlobalFlags& g, const RegistryFlags& r, const std::vector<std::string>& ids);
 ExitCode RunPull(const GlobalFlags& g, const RegistryFlags& r, const std::string& id);
 ExitCode RunLsRegistry(const GlobalFlags& g, const RegistryFlags& r);
+ExitCode RunMount(const GlobalFlags& g, const MountFlags& f);
+ExitCode RunUmount(const GlobalFlags& g, const UmountFlags& f);
 
 // Shared by the verbs (lazyblob_commands.cc).
 

@@ -12,6 +12,7 @@
 
 #include "tools/lazyblob_atomic_file.h"
 #include "tools/lazyblob_commands.h"
+#include "tools/lazyblob_control_protocol.h"
 #include "tools/lazyblob_exit.h"
 #include "tools/tool_version.h"
 
@@ -38,6 +39,8 @@ struct Flags {
   bool dry_run = false;
   RegistryFlags registry;
   std::vector<std::string> ids;  // push
+  MountFlags mount;
+  UmountFlags umount;
 };
 
 CLI::Option* AddOutputFlags(CLI::App* sub, Flags& f, bool has_progress) {
@@ -308,6 +311,44 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
   AddRegistryVerbs(app, f, run);
 }
 
+void AddMountVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCode()>>& run) {
+  Flags* fp = &f;
+  const std::string socket_help = std::string("lazyblobd's control socket (default ") +
+                                  kDefaultControlSocket + ", or $" + kControlSocketEnvVar + ")";
+  CLI::App* mount = app.add_subcommand(
+      "mount",
+      "Mount blob ID (an EROFS image) on DIR through lazyblobd's fanotify front end: the "
+      "daemon prepares the blob's sparse cache file (metadata present, data filled on first "
+      "access), then this command does the file-backed mount(2) (read-only). Needs root and a "
+      "running lazyblobd (--frontend fanotify or auto), which keeps serving the mount.");
+  mount->add_option("ID", f.mount.id, "The blob id of the EROFS image")->required();
+  mount->add_option("DIR", f.mount.dir, "The mount point (an existing directory)")->required();
+  mount->add_option("--device", f.mount.devices,
+                    "Blob id of an extra device of the image (mkfs.erofs --blobdev), once per "
+                    "device, in order");
+  mount->add_option("--control-socket", f.mount.control_socket, socket_help)
+      ->envname(kControlSocketEnvVar)
+      ->default_val(kDefaultControlSocket);
+  AddOutputFlags(mount, f, false);
+  mount->footer(
+      Footer("  lazyblob mount app-v1 /mnt/app\n"
+             "  mkfs.erofs --blobdev=data.img --chunksize=65536 meta.img rootfs/\n"
+             "  lazyblob import meta.img --id app-meta && lazyblob import data.img --id app-data\n"
+             "  lazyblob mount app-meta /mnt/app --device app-data\n"
+             "JSON keys: id, device_ids, dir, mount_id, source, devices.\n"));
+  run[mount] = [fp] { return RunMount(fp->global, fp->mount); };
+
+  CLI::App* umount = app.add_subcommand(
+      "umount", "Unmount DIR, a mount made by 'lazyblob mount', and tell lazyblobd. Busy: exit 2.");
+  umount->add_option("DIR", f.umount.dir, "The mount point")->required();
+  umount->add_option("--control-socket", f.umount.control_socket, socket_help)
+      ->envname(kControlSocketEnvVar)
+      ->default_val(kDefaultControlSocket);
+  AddOutputFlags(umount, f, false);
+  umount->footer(Footer("  lazyblob umount /mnt/app\n"));
+  run[umount] = [fp] { return RunUmount(fp->global, fp->umount); };
+}
+
 // The verb being parsed when CLI11 failed, for the error line.
 std::string VerbOf(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands()) return sub->get_name();
@@ -351,6 +392,7 @@ int Main(int argc, char** argv) {
              kExitCodes);
   std::map<CLI::App*, std::function<ExitCode()>> run;
   AddVerbs(app, flags, run);
+  AddMountVerbs(app, flags, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -360,10 +402,11 @@ int Main(int argc, char** argv) {
       return kExitBadInput;
     }
     if (auto unknown = UnknownVerb(app, argc, argv)) {
-      std::fprintf(stderr,
-                   "lazyblob: usage: unknown verb '%s' (verbs: init, import, ls, stat, export, "
-                   "verify, rm, gc, rebuild-index, push, pull; see 'lazyblob --help')\n",
-                   unknown->c_str());
+      std::fprintf(
+          stderr,
+          "lazyblob: usage: unknown verb '%s' (verbs: init, import, ls, stat, export, "
+          "verify, rm, gc, rebuild-index, push, pull, mount, umount; see 'lazyblob --help')\n",
+          unknown->c_str());
       return kExitBadInput;
     }
     const std::string verb = VerbOf(app);

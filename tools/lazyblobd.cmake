@@ -1,7 +1,13 @@
 # lazyblobd: the daemon (supervisor + worker serving the kernel from the chunk store).
 add_executable(lazyblobd
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblob_control_protocol.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_config.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_logging.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_control.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_fanotify.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_fanotify_mounts.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_frontend.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_keeper.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_main.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_preflight.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_supervisor.cc

@@ -22,6 +22,13 @@ Status DaemonConfig::Validate() const {
   if (worker_threads < 0) return InvalidArgument("--threads must be >= 0");
   if (metrics_blob_series < 0) return InvalidArgument("--metrics-blob-series must be >= 0");
   if (stop_timeout_s < 1) return InvalidArgument("--stop-timeout must be at least 1 second");
+  if (frontend != "auto" && frontend != "cachefiles" && frontend != "fanotify") {
+    return InvalidArgument("--frontend must be cachefiles, fanotify or auto");
+  }
+  if (!sim_socket.empty() && frontend == "fanotify") {
+    return InvalidArgument(
+        "--sim-socket simulates cachefiles: it needs --frontend cachefiles or auto");
+  }
   if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error" &&
       log_level != "off") {
     return InvalidArgument("--log-level must be debug, info, warn, error or off, not '" +
@@ -101,6 +108,8 @@ const std::map<std::string, KeySpec>& Keys() {
       {"prefetch", {Kind::kBool, "--prefetch", boolean(&C::prefetch_on_open)}},
       {"supervisor", {Kind::kBool, "--no-supervisor", boolean(&C::supervisor)}},
       {"stop_timeout", {Kind::kInt, "--stop-timeout", integer(&C::stop_timeout_s)}},
+      {"frontend", {Kind::kString, "--frontend", str(&C::frontend)}},
+      {"control_socket", {Kind::kString, "--control-socket", str(&C::control_socket)}},
   };
   return keys;
 }
@@ -249,7 +258,15 @@ constexpr const char* kFooter = R"(How it works:
 Mounting a blob (its id in the store is the EROFS fsid):
   lazyblob --store /var/lib/lazyblob import image.erofs --id myimage
   lazyblobd --store /var/lib/lazyblob --cache-dir /var/cache/lazyblob/fscache &
-  mount -t erofs none -o fsid=myimage /mnt
+  mount -t erofs none -o fsid=myimage /mnt                  # cachefiles
+  lazyblob mount myimage /mnt                               # fanotify
+
+Front ends (--frontend): cachefiles serves the kernel's cachefiles on-demand mode; fanotify
+keeps one sparse file per blob in the cache dir (ext4/xfs/btrfs, not tmpfs), fills it on
+fanotify pre-content events and leaves the mount itself to 'lazyblob mount'. auto picks
+cachefiles when /dev/cachefiles exists and binds in on-demand mode, else fanotify, and logs
+why. On SIGTERM the fanotify front end unmounts its mounts; a busy mount stays mounted with
+its files completed first, so it reads correct bytes without the daemon.
 
 Examples:
   lazyblobd --store /var/lib/lazyblob --cache-dir /srv/fscache --metrics-listen 127.0.0.1:9150
@@ -293,6 +310,15 @@ void AddOptions(CLI::App& app, DaemonConfig& c, std::string& write_ahead, std::s
   app.add_option("--log-format", c.log_format, "text, or json (one JSON object per line)");
   app.add_option("--stop-timeout", c.stop_timeout_s,
                  "Seconds a stopping worker gets to answer what is in flight before SIGKILL");
+  app.add_option("--frontend", c.frontend,
+                 "cachefiles (/dev/cachefiles on-demand), fanotify (EROFS file-backed mounts "
+                 "filled on pre-content events, Linux >= 6.14, mounted with 'lazyblob mount') "
+                 "or auto (cachefiles when /dev/cachefiles binds in on-demand mode)");
+  app.add_flag("--fanotify-keep-marks", c.keep_marks,
+               "Keep complete files marked (benchmarks: the cost of a mark)")
+      ->group("");
+  app.add_option("--control-socket", c.control_socket,
+                 "fanotify: the socket 'lazyblob mount' talks to (root only, mode 0600)");
   app.add_flag("--no-supervisor", no_supervisor,
                "Run the worker in this process (no restart; the device closes with it)");
   app.set_version_flag("--version", "lazyblobd " + ToolVersion(), "Print the version and exit");

@@ -40,6 +40,9 @@ struct DaemonConfig {
   bool supervisor = true;           // --no-supervisor turns it off
   int stop_timeout_s = 30;          // --stop-timeout: SIGKILL a worker that has not stopped
   bool check_config = false;        // --check-config: validate everything, then exit
+  std::string frontend = "auto";    // --frontend: cachefiles, fanotify or auto
+  std::string control_socket = "/run/lazyblob/control.sock";  // --control-socket (fanotify)
+  bool keep_marks = false;  // hidden --fanotify-keep-marks: measure what marks cost
 
   // Checks every setting, the engine's own limits included (write-ahead at most 1 GiB...),
   // the same way at start and on SIGHUP.

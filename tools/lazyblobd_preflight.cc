@@ -123,7 +123,14 @@ Status Preflight(const DaemonConfig& c) {
   if (!c.metrics_listen.empty()) {
     LB_RETURN_IF_ERROR(CheckMetricsListenAddress(c.metrics_listen).WithContext("--metrics-listen"));
   }
-  if (c.sim_socket.empty()) LB_RETURN_IF_ERROR(CheckCachefilesDevice(c.device_path));
+  // The device is checked where it will be used: always with --frontend cachefiles, and
+  // with auto when it exists (a missing one makes auto pick fanotify).
+  struct stat dev {};
+  const bool device_exists = ::stat(c.device_path.c_str(), &dev) == 0;
+  if (c.sim_socket.empty() &&
+      (c.frontend == "cachefiles" || (c.frontend == "auto" && device_exists))) {
+    LB_RETURN_IF_ERROR(CheckCachefilesDevice(c.device_path));
+  }
   return Status::Ok();
 }
 

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -15,6 +16,8 @@
 #include <cstdlib>
 
 #include "tools/lazyblobd_config.h"
+#include "tools/lazyblobd_frontend.h"
+#include "tools/lazyblobd_keeper.h"
 #include "tools/lazyblobd_logging.h"
 #include "tools/lazyblobd_worker.h"
 #include "transport/cachefiles_device.h"
@@ -74,7 +77,7 @@ Result<AcquiredDevice> AcquireDevice(const DaemonConfig& config) {
 }
 
 int RunWithoutSupervisor(const DaemonConfig& config) {
-  auto device = AcquireDevice(config);
+  auto device = AcquireFrontend(config);
   if (!device.ok()) {
     spdlog::error("device: {}", device.status().ToString());
     return kExitDeviceFailed;
@@ -82,6 +85,8 @@ int RunWithoutSupervisor(const DaemonConfig& config) {
   WorkerLaunch launch;
   launch.device_fd = std::move(device->fd);
   launch.restore = device->from_fd_store;
+  launch.fanotify = device->fanotify;
+  launch.journal = device->journal.get();
   launch.on_ready = [] {
     if (UnderSystemd()) sd_notify(0, "READY=1");
   };
@@ -93,7 +98,7 @@ int RunSupervisor(const DaemonConfig& start_config) {
   // The supervisor owns the config: a SIGHUP reload lands here too, so a worker started
   // after a crash gets the reloaded settings, not the ones the daemon started with.
   DaemonConfig config = start_config;
-  auto device = AcquireDevice(config);
+  auto device = AcquireFrontend(config);
   if (!device.ok()) {
     spdlog::error("device: {}", device.status().ToString());
     return kExitDeviceFailed;
@@ -109,6 +114,8 @@ int RunSupervisor(const DaemonConfig& start_config) {
   }
 
   bool restore = device->from_fd_store, stopping = false, notified = false;
+  // fanotify: what workers must not lose when they die (tools/lazyblobd_keeper.h).
+  FdKeeper keeper;
   int restarts = 0;
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
@@ -117,6 +124,13 @@ int RunSupervisor(const DaemonConfig& start_config) {
     UniqueFd ready_r(ready_pipe[0]), ready_w(ready_pipe[1]);
     auto child_fd = DupFd(device->fd.get());
     if (!child_fd.ok()) return kExitFailure;
+    UniqueFd keeper_sup, keeper_wrk;
+    if (device->fanotify) {
+      int sp[2];
+      if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) return kExitFailure;
+      keeper_sup = UniqueFd(sp[0]);
+      keeper_wrk = UniqueFd(sp[1]);
+    }
     const Clock::time_point started = Clock::now();
     const pid_t pid = ::fork();
     if (pid < 0) {
@@ -130,9 +144,14 @@ int RunSupervisor(const DaemonConfig& start_config) {
       sigfd.reset();
       ready_r.reset();
       device->fd.reset();  // the worker holds its own dup; the supervisor keeps the original
+      keeper_sup.reset();
+      keeper = FdKeeper();  // the worker gets its own copies over the socket
       WorkerLaunch launch;
       launch.device_fd = std::move(*child_fd);
       launch.restore = restore;
+      launch.fanotify = device->fanotify;
+      launch.keeper_fd = std::move(keeper_wrk);
+      launch.journal = device->journal.get();
       launch.restart_count = restarts;
       const int w = ready_w.release();
       launch.on_ready = [w] {
@@ -144,20 +163,28 @@ int RunSupervisor(const DaemonConfig& start_config) {
     }
     child_fd->reset();
     ready_w.reset();
+    keeper_wrk.reset();
     spdlog::info("worker pid {} started{}", pid, restore ? " (restore)" : "");
+    if (keeper_sup) {
+      Status sent = keeper.SendAll(keeper_sup.get());
+      if (!sent.ok()) spdlog::warn("fd keeper: {}", sent.ToString());
+      if (keeper.size() > 0) spdlog::info("handed {} kept entries to the worker", keeper.size());
+    }
 
     int status = 0;
     bool exited = false, killed = false;
     Clock::time_point kill_at{};
     while (!exited) {
-      pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {ready_r.get(), POLLIN, 0}};
+      pollfd fds[3] = {{sigfd.get(), POLLIN, 0},
+                       {ready_r ? ready_r.get() : -1, POLLIN, 0},
+                       {keeper_sup ? keeper_sup.get() : -1, POLLIN, 0}};
       int timeout_ms = -1;
       if (stopping && !killed) {
         timeout_ms = static_cast<int>(std::max<std::int64_t>(
             0,
             std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - Clock::now()).count()));
       }
-      const int n = ::poll(fds, ready_r ? 2 : 1, timeout_ms);
+      const int n = ::poll(fds, 3, timeout_ms);
       if (n < 0 && errno != EINTR) return kExitFailure;
       if (n == 0 && stopping && !killed) {
         // A worker that does not finish (a hung device, a stuck store read) must not
@@ -167,6 +194,13 @@ int RunSupervisor(const DaemonConfig& start_config) {
         ::kill(pid, SIGKILL);
         killed = true;
         continue;
+      }
+      if (keeper_sup && fds[2].revents != 0) {
+        auto open = keeper.Drain(keeper_sup.get());
+        if (!open.ok() || !*open) {
+          if (!open.ok()) spdlog::warn("fd keeper: {}", open.status().ToString());
+          keeper_sup.reset();  // the worker closed its end (it is exiting)
+        }
       }
       if (ready_r && fds[1].revents != 0) {
         char c;
@@ -197,6 +231,11 @@ int RunSupervisor(const DaemonConfig& start_config) {
       } else if (si.ssi_signo == SIGCHLD) {
         exited = ::waitpid(pid, &status, WNOHANG) == pid;
       }
+    }
+    if (keeper_sup) {
+      // Whatever the worker sent before it died is applied before the next one starts.
+      Status drained = keeper.DrainToEnd(keeper_sup.get());
+      if (!drained.ok()) spdlog::warn("fd keeper: {}", drained.ToString());
     }
     if (stopping) {
       spdlog::info("worker {} ended ({}); supervisor exits", pid, DescribeExit(status));

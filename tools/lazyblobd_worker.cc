@@ -14,6 +14,7 @@
 #include "metrics/metrics_server.h"
 #include "metrics/prometheus_engine_stats.h"
 #include "store/chunk_store.h"
+#include "tools/lazyblobd_fanotify.h"
 #include "tools/lazyblobd_logging.h"
 #include "tools/store_gauges_from_stats.h"
 #include "transport/cachefiles_device.h"
@@ -58,6 +59,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   PrometheusEngineStatsOptions so;
   so.per_blob_gauge = config.metrics_blob_series > 0;
   so.max_blob_series = config.metrics_blob_series;
+  so.frontend = launch.fanotify ? "fanotify" : "cachefiles";
   auto stats_or = PrometheusEngineStats::Open(so);
   if (!stats_or.ok()) {
     spdlog::error("metrics: {}", stats_or.status().ToString());
@@ -78,6 +80,26 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
     spdlog::info("serving /metrics on {} (port {})", config.metrics_listen, metrics->port());
   }
 
+  if (launch.fanotify) {
+    auto reload = [&]() -> std::optional<std::uint64_t> {
+      Status s = ReloadConfig(&config, GivenAsFlags());
+      if (!s.ok()) {
+        spdlog::warn("SIGHUP: config not reloaded: {}", s.ToString());
+        return std::nullopt;
+      }
+      ApplyLogLevel(config.log_level);
+      PublishStoreGauges(*store, *stats);
+      spdlog::info("SIGHUP: log level {}, write-ahead {} bytes", config.log_level,
+                   config.write_ahead_bytes);
+      return config.write_ahead_bytes;
+    };
+    auto ready = std::move(launch.on_ready);
+    launch.on_ready = [&, ready] {
+      if (ready) ready();
+      PublishStoreGauges(*store, *stats);
+    };
+    return RunFanotifyWorker(config, launch, store.get(), stats.get(), reload);
+  }
   auto device_or = AdoptDevice(config, std::move(launch.device_fd));
   if (!device_or.ok()) {
     spdlog::error("adopting the device fd: {}", device_or.status().ToString());

@@ -23,12 +23,19 @@ inline constexpr int kExitFailure = 1;       // failed after the checks, or kill
 inline constexpr int kExitUsage = 2;         // bad flags, config, store, address or device
 inline constexpr int kExitDeviceFailed = 3;  // the device or simulator went away
 
+class AccessJournal;
+
 struct WorkerLaunch {
-  UniqueFd device_fd;              // a bound /dev/cachefiles fd or a simulator device socket
-  bool restore = false;            // write `restore` first (the fd outlived a previous worker)
-  int restart_count = 0;           // how many workers died before this one
-  std::function<void()> on_ready;  // called once the engine serves
-  int stop_alarm_s = 0;            // > 0: a stop that takes longer ends by SIGALRM
+  // A bound /dev/cachefiles fd or a simulator device socket; with `fanotify`, the fanotify
+  // pre-content group the supervisor holds.
+  UniqueFd device_fd;
+  bool fanotify = false;             // serve the fanotify front end (tools/lazyblobd_fanotify.h)
+  UniqueFd keeper_fd;                // the supervisor's fd keeper (invalid: none)
+  AccessJournal* journal = nullptr;  // the supervisor's event journal (null: none)
+  bool restore = false;              // write `restore` first (the fd outlived a previous worker)
+  int restart_count = 0;             // how many workers died before this one
+  std::function<void()> on_ready;    // called once the engine serves
+  int stop_alarm_s = 0;              // > 0: a stop that takes longer ends by SIGALRM
 };
 
 // Returns the process exit code.

@@ -4,6 +4,7 @@
 #include <sys/fanotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
@@ -135,12 +136,15 @@ Status FanotifyGroup::UnmarkPreAccess(int file_fd) {
   return Mark(FAN_MARK_REMOVE, file_fd, nullptr);
 }
 
-Result<FanotifyBatch> FanotifyGroup::Read() {
+Result<FanotifyBatch> FanotifyGroup::Read() { return Read(read_buffer_bytes_); }
+
+Result<FanotifyBatch> FanotifyGroup::Read(std::size_t max_bytes) {
+  const std::size_t cap = std::min(max_bytes, read_buffer_bytes_) / 8 * 8;
   // Aligned for the metadata's u64 mask (the decoder memcpys anyway).
-  auto buf = std::make_unique_for_overwrite<std::uint64_t[]>(read_buffer_bytes_ / 8);
+  auto buf = std::make_unique_for_overwrite<std::uint64_t[]>(cap / 8 + 1);
   ssize_t n;
   do {
-    n = ::read(fd_.get(), buf.get(), read_buffer_bytes_ / 8 * 8);
+    n = ::read(fd_.get(), buf.get(), cap);
   } while (n < 0 && errno == EINTR);
   FanotifyBatch batch;
   if (n < 0) {

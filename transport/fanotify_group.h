@@ -89,6 +89,10 @@ class FanotifyGroup {
   // group waits for at least one event. Errors are the group's own (e.g. EMFILE: the
   // kernel could not install an event fd and denied that event).
   Result<FanotifyBatch> Read();
+  // The same, reading at most `max_bytes` (whole events only: a pre-content event takes
+  // kFanotifyMetadataSize + kFanotifyRangeRecordSize = 48 bytes; below one event the kernel
+  // fails with EINVAL). Caps what one read() may take, e.g. to the free journal records.
+  Result<FanotifyBatch> Read(std::size_t max_bytes);
 
   // Answers the pending event whose fd number is `event_fd` (borrowed). kNotFound when the
   // group has no such pending event (already answered, or never read).

@@ -307,6 +307,19 @@ def main():
         scale_section(scale, a.suffix, md)
     else:
         md.append("## 4. Scale\n\nNo results (scale run failed).\n")
+    # Section 5 is written by bench/fanotify/report.py (fanotify-read.md, headings demoted).
+    fan_md = os.path.join(a.out_dir, f"fanotify-read{a.suffix}.md")
+    if os.path.exists(fan_md):
+        with open(fan_md) as f:
+            body = f.read().rstrip().split("\n")
+        body = ["#" + l if l.startswith("##") else l for l in body]
+        body[0] = "## 5. " + body[0].lstrip("# ")
+        md.append("\n".join(body) + "\n")
+        if os.path.exists(os.path.join(a.out_dir, f"fanotify-read{a.suffix}.png")):
+            md.append(f"![fanotify](fanotify-read{a.suffix}.png)\n")
+    else:
+        md.append("## 5. fanotify front end\n\nNo results: run bench/fanotify/run.sh (bench/run.sh "
+                  "does; it needs root and Linux >= 6.14).\n")
     name = "REPORT.md" if not a.suffix else f"REPORT{a.suffix}.md"
     with open(os.path.join(a.out_dir, name), "w") as f:
         f.write("\n".join(md) + "\n")

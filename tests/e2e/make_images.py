@@ -13,6 +13,8 @@ and NAME.env (shell variables: NAME_SIZE=..., ...).
         a multiple of 4 KiB (how the kernel wants the last partial block).
   tree2 the tree with one 300000-byte file rewritten and one file added: shares
         most content with tree (dedup across images).
+  meta1, meta2, blobdev  the tree2 tree in nydus's layout (mkfs.erofs --blobdev
+        --chunksize=65536): two metadata images (UUIDs differ) sharing one blob device.
   big.ranges  200 random byte ranges of big.bin (seeded): "OFFSET LENGTH SHA256" lines,
         every fourth one 4 KiB-aligned, for the random-read scenario.
 """
@@ -111,6 +113,19 @@ def main():
     with open(os.path.join(out, "tail.erofs"), "wb") as f:
         f.write(data[:end])
     shutil.copy(os.path.join(out, "tree.manifest"), os.path.join(out, "tail.manifest"))
+
+    # blobdev: nydus's layout, metadata images over a blob device. meta1 and meta2 differ
+    # only in their UUID; both mkfs runs write the same blob device, so the two images
+    # share one device (imported once, mounted with device=blobdev by both).
+    bd = os.path.join(out, "blobdev.erofs")
+    for i, uuid in ((1, UUID), (2, UUID[:-1] + "5")):
+        blob = bd if i == 1 else os.path.join(work, "blobdev2")
+        subprocess.run(["mkfs.erofs", "--quiet", "-T0", "-U" + uuid, "--all-root",
+                        "--blobdev=" + blob, "--chunksize=65536",
+                        os.path.join(out, f"meta{i}.erofs"), tree2], check=True)
+    with open(bd, "rb") as a, open(os.path.join(work, "blobdev2"), "rb") as b:
+        assert a.read() == b.read(), "the two blob devices differ"
+    shutil.copy(os.path.join(out, "tree2.manifest"), os.path.join(out, "blobdev.manifest"))
 
     for name in ("tree", "big", "tail", "tree2"):
         size = os.path.getsize(os.path.join(out, name + ".erofs"))

@@ -114,6 +114,27 @@ TEST(PrometheusEngineStats, BuildInfoCarriesVersionAndRevision) {
   EXPECT_EQ(m.at(R"(lazyblob_build_info{revision="abc123",version="1.2.3"})"), 1);
 }
 
+TEST(PrometheusEngineStats, FrontendLabelIsOnEverySeriesButBuildInfo) {
+  PrometheusEngineStatsOptions options;
+  options.frontend = "fanotify";
+  auto stats = MakeStats(options);
+  stats->RequestDone(RequestOp::kRead, RequestResult::kOk, 0.001);
+  stats->OpenObjects(+1, "blob-a");
+  stats->SetStoreGauges({1, 2, 3, 4, 5});
+  const auto m = ParseExposition(stats->TextExposition());
+  ASSERT_FALSE(m.empty());
+  for (const auto& [series, value] : m) {
+    if (series.rfind("lazyblob_build_info", 0) == 0) {
+      EXPECT_EQ(series.find("frontend"), std::string::npos) << series;
+    } else {
+      EXPECT_NE(series.find(R"(frontend="fanotify")"), std::string::npos) << series;
+    }
+  }
+  EXPECT_EQ(m.at(R"(lazyblob_requests_total{op="read",result="ok",frontend="fanotify"})"), 1);
+  options.frontend = "Bad-Label";
+  EXPECT_EQ(PrometheusEngineStats::Open(options).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(PrometheusEngineStats, EmptyVersionIsRejected) {
   PrometheusEngineStatsOptions options;
   options.version = "";

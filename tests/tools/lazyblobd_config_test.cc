@@ -179,5 +179,30 @@ TEST(LazyblobdConfig, ReloadRereadsStrictlyAndKeepsFlags) {
   EXPECT_EQ(a.config.write_ahead_bytes, 4u << 20);  // nothing applied
 }
 
+TEST(LazyblobdConfig, FrontendIsAutoCachefilesOrFanotify) {
+  ParsedArgs a = Parse({"--store", "/s", "--cache-dir", "/c"});
+  ASSERT_EQ(a.exit_code, -1);
+  EXPECT_EQ(a.config.frontend, "auto");
+  EXPECT_EQ(a.config.control_socket, "/run/lazyblob/control.sock");
+  a = Parse({"--store", "/s", "--cache-dir", "/c", "--frontend", "fanotify", "--control-socket",
+             "/x.sock"});
+  ASSERT_EQ(a.exit_code, -1);
+  EXPECT_EQ(a.config.frontend, "fanotify");
+  EXPECT_EQ(a.config.control_socket, "/x.sock");
+  EXPECT_EQ(Parse({"--store", "/s", "--cache-dir", "/c", "--frontend", "fuse"}).exit_code, 2);
+  // The simulator is a cachefiles simulator.
+  EXPECT_EQ(Parse({"--store", "/s", "--sim-socket", "/k", "--frontend", "fanotify"}).exit_code, 2);
+  char path[] = "/tmp/lazyblobd-config-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  std::ofstream(path) << "frontend = \"fanotify\"\ncontrol_socket = \"/t.sock\"\n";
+  a = Parse({"--config", path, "--store", "/s", "--cache-dir", "/c"});
+  ::unlink(path);
+  ASSERT_EQ(a.exit_code, -1);
+  EXPECT_EQ(a.config.frontend, "fanotify");
+  EXPECT_EQ(a.config.control_socket, "/t.sock");
+}
+
 }  // namespace
 }  // namespace lazyblob

@@ -23,14 +23,19 @@ import() {
 # worker_pid: pid of the newest worker the supervisor logged ("worker pid N started").
 worker_pid() { sed -n 's/.*worker pid \([0-9]*\) started.*/\1/p' "$SC_DIR/daemon.log" | tail -1; }
 
-# scrape PORT: GET /metrics into $SC_DIR/metrics.txt (retries ~5 s while it binds).
+# scrape PORT: GET /metrics into $SC_DIR/metrics.txt (retries ~5 s while it binds). The
+# daemon labels every series with its front end (frontend="cachefiles" here); the label is
+# dropped so that the fixed-string prefixes below name a series exactly.
 scrape() {
   _i=0
-  until wget -q -O "$SC_DIR/metrics.txt" "http://127.0.0.1:$1/metrics" 2>/dev/null; do
+  until wget -q -O "$SC_DIR/metrics.raw" "http://127.0.0.1:$1/metrics" 2>/dev/null; do
     _i=$((_i + 1))
     [ $_i -ge 25 ] && fail "GET http://127.0.0.1:$1/metrics failed"
     usleep 200000
   done
+  grep -q 'frontend="cachefiles"' "$SC_DIR/metrics.raw" || fail "series lack frontend=\"cachefiles\""
+  sed -E 's/,frontend="[a-z_]+"\}/}/; s/\{frontend="[a-z_]+"\}//; s/\{frontend="[a-z_]+",/{/' \
+    "$SC_DIR/metrics.raw" >"$SC_DIR/metrics.txt"
 }
 
 # metric PREFIX: sum of the samples of the last scrape whose line starts with
