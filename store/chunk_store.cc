@@ -12,6 +12,7 @@
 
 #include "core/aligned_buffer.h"
 #include "store/chunk_store_impl.h"
+#include "store/file_ops.h"
 #include "store/hashing.h"
 #include "store/store_lock.h"
 
@@ -46,7 +47,7 @@ Status OpenWriter(ChunkStore::Impl* impl) {
   if (!o.create_if_missing && !IsDir(index_dir)) {
     return NotFound("store " + o.path + " has no index; run rebuild-index");
   }
-  LB_ASSIGN_OR_RETURN(impl->index, StoreIndex::OpenPrimary(index_dir, true));
+  LB_ASSIGN_OR_RETURN(impl->index, StoreIndex::OpenPrimary(index_dir, true, o.test_index_env));
   LB_ASSIGN_OR_RETURN(auto meta, impl->index->GetMeta());
   if (!meta) {
     LB_ASSIGN_OR_RETURN(auto packs, PackSet::ListPackIds(o.path));
@@ -65,7 +66,9 @@ Status OpenWriter(ChunkStore::Impl* impl) {
   PackHeader header;
   header.store_uuid = impl->meta.store_uuid;
   header.default_chunker = impl->meta.default_chunker;
-  LB_ASSIGN_OR_RETURN(impl->writer, PackWriter::Open(o.path, header, o.pack_target_bytes, ends));
+  FileOps* ops = o.test_file_ops != nullptr ? o.test_file_ops : PosixFileOps();
+  LB_ASSIGN_OR_RETURN(impl->writer,
+                      PackWriter::Open(o.path, header, o.pack_target_bytes, ends, ops));
   return Status::Ok();
 }
 
@@ -145,7 +148,8 @@ Status OpenReader(ChunkStore::Impl* impl) {
     LB_ASSIGN_OR_RETURN(impl->serving_lock, LockStoreForServing(o.path));
   }
   LB_ASSIGN_OR_RETURN(impl->secondary_dir, MakeSecondaryDir(o));
-  LB_ASSIGN_OR_RETURN(impl->index, StoreIndex::OpenSecondary(index_dir, impl->secondary_dir));
+  LB_ASSIGN_OR_RETURN(impl->index,
+                      StoreIndex::OpenSecondary(index_dir, impl->secondary_dir, o.test_index_env));
   LB_ASSIGN_OR_RETURN(auto meta, impl->index->GetMeta());
   if (!meta) return NotFound("store " + o.path + " is not initialized (no meta)");
   impl->meta = *meta;
