@@ -25,7 +25,9 @@
 //    operation in flight is either wholly there or not at all; a failed one not at all;
 //    every blob they see exports byte-identical to what was imported; verify is clean;
 //  - chunks PutChunks committed are there (until a gc may drop them);
-//  - the recovered writer imports and exports a new blob.
+//  - the recovered writer imports and exports a new blob;
+//  - a second cut during that recovery, once it has synced pack changes (tails
+//    truncated, uncommitted packs deleted), leaves a store the next writer recovers.
 // The cut points are listed in the output, with how many each operation has. The first
 // failing cut ends the test.
 #include <fcntl.h>
@@ -35,7 +37,6 @@
 
 #include <cerrno>
 #include <cstring>
-
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -251,6 +252,7 @@ class PowerCut : public ::testing::Test {
   }
 
   void CheckCut(const CutPoint& cut);
+  void CheckRecoveryCuts(const std::vector<CutPoint>& cuts, std::size_t j);
   // The checks work on scratch copies: their syncs would only slow the test down.
   ChunkStoreOptions Unsynced(ChunkStoreOptions o) {
     o.test_file_ops = &skip_syncs_;
@@ -265,6 +267,7 @@ class PowerCut : public ::testing::Test {
   std::vector<std::vector<std::byte>> contents_;
   std::unique_ptr<ChunkStore> source_, store_;
   std::vector<Op> ops_;
+  std::size_t recovery_cuts_checked_ = 0;
 };
 
 void PowerCut::CheckCut(const CutPoint& cut) {
@@ -284,8 +287,14 @@ void PowerCut::CheckCut(const CutPoint& cut) {
       EXPECT_FALSE(committed) << "reader: " << reader.status().ToString();
     }
   }
-  auto opened = ChunkStore::Open(Unsynced(testing::WriterOptions(dir + "/store")));
+  // The writer's recovery (truncating uncommitted pack tails, deleting uncommitted
+  // packs) syncs too: its own syncs are recorded, for CheckRecoveryCuts.
+  PowerCutRecorder recovery(dir);
+  ChunkStoreOptions wo = Unsynced(testing::WriterOptions(dir + "/store"));
+  wo.test_file_ops = &recovery;
+  auto opened = ChunkStore::Open(wo);
   ASSERT_TRUE(opened.ok()) << "writer: " << opened.status().ToString();
+  const std::vector<CutPoint> recovery_cuts = recovery.CutPoints();
   ChunkStore* writer = opened->get();
   auto seen_by_writer = Outcomes(writer, "writer", j);
   if (seen_by_reader) {
@@ -307,6 +316,31 @@ void PowerCut::CheckCut(const CutPoint& cut) {
   ASSERT_OK(writer->ImportBlob(tmp_ / ("in" + std::to_string(kAfterTheCut)), o).status());
   Status exported = ExportEquals(writer, o.id, contents_[kAfterTheCut]);
   EXPECT_TRUE(exported.ok()) << "after the cut: " << exported.ToString();
+  opened->reset();
+  CheckRecoveryCuts(recovery_cuts, j);
+}
+
+// A second power cut while the writer recovers from cut `j`, once recovery has synced
+// pack changes: the next writer must recover from that too. (RocksDB's syncs during
+// the recovery are not recorded: its files stay as cut `j` left them, a state it
+// recovers from anyway.)
+void PowerCut::CheckRecoveryCuts(const std::vector<CutPoint>& cuts, std::size_t j) {
+  bool packs_synced = false;  // has recovery synced a pack or packs/ before this cut?
+  for (const CutPoint& cut : cuts) {
+    if (cut.syncs_before > 0) {
+      const std::string& last = cuts[cut.syncs_before - 1].before;
+      packs_synced |= last.find("packs") != std::string::npos;
+    }
+    if (!packs_synced) continue;
+    SCOPED_TRACE("cut during recovery, before " + cut.before);
+    ++recovery_cuts_checked_;
+    const std::string dir = tmp_ / "cut-in-recovery";
+    std::filesystem::remove_all(dir);
+    ASSERT_OK(PowerCutRecorder::Materialize(cut.image, dir));
+    auto writer = ChunkStore::Open(Unsynced(testing::WriterOptions(dir + "/store")));
+    ASSERT_TRUE(writer.ok()) << "writer: " << writer.status().ToString();
+    Outcomes(writer->get(), "writer after a cut in recovery", j);
+  }
 }
 
 TEST_F(PowerCut, EverySyncPointOfImportRmGcAndPullLeavesACommittedStore) {
@@ -356,6 +390,8 @@ TEST_F(PowerCut, EverySyncPointOfImportRmGcAndPullLeavesACommittedStore) {
     CheckCut(cut);
     if (HasFailure()) return;  // the first failing cut says enough
   }
+  std::cout << "checked " << (cuts.size() + kCheckEvery - 1) / kCheckEvery << " cut points and "
+            << recovery_cuts_checked_ << " cuts during their recovery\n";
   EXPECT_GE(cuts.size(), 100u);
 }
 
