@@ -201,8 +201,10 @@ PowerCutRecorder::PowerCutRecorder(std::string root) : root_(Canonical(root)) {
     todo.pop_back();
     const ino_t ino = Know(path);
     auto node = Read(path, image_.nodes[ino].dir);
-    if (!node.ok()) ADD_FAILURE() << node.status().ToString();
-    if (!node.ok()) continue;
+    if (!node.ok()) {
+      ADD_FAILURE() << "power-cut layer: " << node.status().ToString();
+      continue;
+    }
     image_.nodes[ino] = *node;
     if (!node->dir) continue;
     for (const auto& [name, child] : *node->entries) todo.push_back(path + "/" + name);
