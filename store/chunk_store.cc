@@ -12,6 +12,7 @@
 
 #include "core/aligned_buffer.h"
 #include "store/chunk_store_impl.h"
+#include "store/file_ops.h"
 #include "store/hashing.h"
 #include "store/store_lock.h"
 
@@ -30,12 +31,27 @@ bool IsDir(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+// Creates the store directory and its missing ancestors, each made durable in its parent.
+Status CreateStoreDir(FileOps* ops, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(path, ec).lexically_normal();
+  if (ec) return Status::FromErrno(ec.value(), "create store " + path);
+  if (!p.has_filename()) p = p.parent_path();  // a trailing '/'
+  std::vector<fs::path> missing;
+  for (; p != p.parent_path() && !fs::exists(p, ec); p = p.parent_path()) missing.push_back(p);
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    LB_RETURN_IF_ERROR(MakeDir(*it));
+    LB_RETURN_IF_ERROR(SyncDirectory(ops, it->parent_path()));
+  }
+  return Status::Ok();
+}
+
 Status OpenWriter(ChunkStore::Impl* impl) {
   const ChunkStoreOptions& o = impl->options;
+  FileOps* ops = o.test_file_ops != nullptr ? o.test_file_ops : PosixFileOps();
   if (o.create_if_missing) {
-    std::error_code ec;
-    std::filesystem::create_directories(o.path, ec);
-    if (ec) return Status::FromErrno(ec.value(), "create store " + o.path);
+    LB_RETURN_IF_ERROR(CreateStoreDir(ops, o.path));
   } else if (!IsDir(o.path)) {
     return NotFound("store " + o.path + " does not exist");
   }
@@ -46,7 +62,11 @@ Status OpenWriter(ChunkStore::Impl* impl) {
   if (!o.create_if_missing && !IsDir(index_dir)) {
     return NotFound("store " + o.path + " has no index; run rebuild-index");
   }
-  LB_ASSIGN_OR_RETURN(impl->index, StoreIndex::OpenPrimary(index_dir, true));
+  LB_ASSIGN_OR_RETURN(impl->index, StoreIndex::OpenPrimary(index_dir, true, o.test_index_env));
+  // packs/, leases/ and index/ must be entries of the store directory on disk before
+  // anything is committed in them: RocksDB syncs inside index/, never the directory
+  // holding it, and packs/ was only ever synced for its own entries.
+  LB_RETURN_IF_ERROR(SyncDirectory(ops, o.path));
   LB_ASSIGN_OR_RETURN(auto meta, impl->index->GetMeta());
   if (!meta) {
     LB_ASSIGN_OR_RETURN(auto packs, PackSet::ListPackIds(o.path));
@@ -65,7 +85,8 @@ Status OpenWriter(ChunkStore::Impl* impl) {
   PackHeader header;
   header.store_uuid = impl->meta.store_uuid;
   header.default_chunker = impl->meta.default_chunker;
-  LB_ASSIGN_OR_RETURN(impl->writer, PackWriter::Open(o.path, header, o.pack_target_bytes, ends));
+  LB_ASSIGN_OR_RETURN(impl->writer,
+                      PackWriter::Open(o.path, header, o.pack_target_bytes, ends, ops));
   return Status::Ok();
 }
 
@@ -145,7 +166,8 @@ Status OpenReader(ChunkStore::Impl* impl) {
     LB_ASSIGN_OR_RETURN(impl->serving_lock, LockStoreForServing(o.path));
   }
   LB_ASSIGN_OR_RETURN(impl->secondary_dir, MakeSecondaryDir(o));
-  LB_ASSIGN_OR_RETURN(impl->index, StoreIndex::OpenSecondary(index_dir, impl->secondary_dir));
+  LB_ASSIGN_OR_RETURN(impl->index,
+                      StoreIndex::OpenSecondary(index_dir, impl->secondary_dir, o.test_index_env));
   LB_ASSIGN_OR_RETURN(auto meta, impl->index->GetMeta());
   if (!meta) return NotFound("store " + o.path + " is not initialized (no meta)");
   impl->meta = *meta;

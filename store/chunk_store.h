@@ -44,7 +44,13 @@
 #include "store/chunker.h"
 #include "store/pack_format.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace lazyblob {
+
+class FileOps;
 
 struct ChunkStoreOptions {
   std::string path;                // the store directory
@@ -64,6 +70,12 @@ struct ChunkStoreOptions {
   std::uint64_t pack_target_bytes = 1ull << 30;
   // Threads hashing and compressing during import; 0 = hardware concurrency.
   int import_threads = 0;
+  // Test-only hooks (tests/store/power_cut_test.cc); production leaves both null.
+  // test_file_ops: the writer's fdatasync/fsync calls (store/file_ops.h); null = the
+  // system calls. test_index_env: the RocksDB Env of the index; null = RocksDB's default.
+  // Borrowed: both must outlive the store.
+  FileOps* test_file_ops = nullptr;
+  rocksdb::Env* test_index_env = nullptr;
 
   Status Validate() const;
 };

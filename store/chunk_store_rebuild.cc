@@ -31,7 +31,7 @@ Result<RebuildReport> RebuildIndexFromPacks(const ChunkStoreOptions& options) {
   std::error_code ec;
   std::filesystem::remove_all(index_dir, ec);
   if (ec) return Status::FromErrno(ec.value(), "remove " + index_dir);
-  LB_ASSIGN_OR_RETURN(auto index, StoreIndex::OpenPrimary(index_dir, true));
+  LB_ASSIGN_OR_RETURN(auto index, StoreIndex::OpenPrimary(index_dir, true, options.test_index_env));
   LB_ASSIGN_OR_RETURN(auto ids, PackSet::ListPackIds(options.path));
 
   RebuildReport report;

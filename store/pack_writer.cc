@@ -15,20 +15,14 @@ namespace {
 
 constexpr std::size_t kFlushBytes = 8u << 20;
 
-Status SyncDir(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return Status::FromErrno(errno, "open " + dir);
-  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + dir);
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<std::unique_ptr<PackWriter>> PackWriter::Open(
     const std::string& store_dir, const PackHeader& header_template,
     std::uint64_t pack_target_bytes,
-    const std::vector<std::pair<std::uint32_t, std::uint64_t>>& committed_ends) {
+    const std::vector<std::pair<std::uint32_t, std::uint64_t>>& committed_ends, FileOps* ops) {
   std::unique_ptr<PackWriter> w(new PackWriter());
+  w->ops_ = ops;
   w->dir_ = store_dir;
   w->header_template_ = header_template;
   w->target_bytes_ = pack_target_bytes;
@@ -52,10 +46,10 @@ Result<std::unique_ptr<PackWriter>> PackWriter::Open(
         return Status::FromErrno(errno, "truncate " + path);
       }
       UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
-      if (!fd || ::fdatasync(fd.get()) != 0) return Status::FromErrno(errno, "sync " + path);
+      if (!fd || ops->FDataSync(fd.get()) != 0) return Status::FromErrno(errno, "sync " + path);
     }
   }
-  if (changed) LB_RETURN_IF_ERROR(SyncDir(PackSet::PackDir(store_dir)));
+  if (changed) LB_RETURN_IF_ERROR(SyncDirectory(ops, PackSet::PackDir(store_dir)));
   std::uint32_t last = 0;
   for (std::uint32_t id : ids) {
     if (ends.count(id)) last = std::max(last, id);
@@ -153,14 +147,14 @@ Result<RecordLocation> PackWriter::Append(const RecordHeader& header,
 Status PackWriter::Sync() {
   if (pack_id_ != 0) {
     LB_RETURN_IF_ERROR(Flush());
-    if (::fdatasync(fd_.get()) != 0) return Status::FromErrno(errno, "fdatasync pack");
+    if (ops_->FDataSync(fd_.get()) != 0) return Status::FromErrno(errno, "fdatasync pack");
   }
   for (UniqueFd& fd : to_sync_) {
-    if (::fdatasync(fd.get()) != 0) return Status::FromErrno(errno, "fdatasync pack");
+    if (ops_->FDataSync(fd.get()) != 0) return Status::FromErrno(errno, "fdatasync pack");
   }
   to_sync_.clear();
   if (dir_dirty_) {
-    LB_RETURN_IF_ERROR(SyncDir(PackSet::PackDir(dir_)));
+    LB_RETURN_IF_ERROR(SyncDirectory(ops_, PackSet::PackDir(dir_)));
     dir_dirty_ = false;
   }
   return Status::Ok();
@@ -192,7 +186,7 @@ Status PackWriter::Rollback() {
       note(Status::FromErrno(errno, "open " + path));
       pack_id_ = 0;
     } else if (::ftruncate(fd_.get(), static_cast<off_t>(begin_end_)) != 0 ||
-               ::fdatasync(fd_.get()) != 0) {
+               ops_->FDataSync(fd_.get()) != 0) {
       note(Status::FromErrno(errno, "truncate " + path));
     }
   }

@@ -17,6 +17,7 @@
 
 #include "core/status.h"
 #include "core/unique_fd.h"
+#include "store/file_ops.h"
 #include "store/pack_format.h"
 
 namespace lazyblob {
@@ -30,11 +31,12 @@ class PackWriter {
  public:
   // `committed_ends`: the index's pack_end entries. The last pack is truncated to its
   // committed end (bytes past it were never referenced: crash debris); a last pack with
-  // no committed end is deleted.
+  // no committed end is deleted. `ops` (borrowed, outlives the writer) makes the writes
+  // durable: PosixFileOps() outside tests.
   static Result<std::unique_ptr<PackWriter>> Open(
       const std::string& store_dir, const PackHeader& header_template,
       std::uint64_t pack_target_bytes,
-      const std::vector<std::pair<std::uint32_t, std::uint64_t>>& committed_ends);
+      const std::vector<std::pair<std::uint32_t, std::uint64_t>>& committed_ends, FileOps* ops);
   ~PackWriter();
 
   void Begin();
@@ -57,6 +59,7 @@ class PackWriter {
   Status OpenNewPack();
   Status Flush();
 
+  FileOps* ops_ = nullptr;
   std::string dir_;
   PackHeader header_template_;
   std::uint64_t target_bytes_ = 0;

@@ -39,8 +39,9 @@ std::string PackEndKey(std::uint32_t pack_id) {
   return k;
 }
 
-rocksdb::Options DbOptions() {
+rocksdb::Options DbOptions(rocksdb::Env* env) {
   rocksdb::Options o;
+  if (env != nullptr) o.env = env;
   o.create_missing_column_families = true;
   o.max_open_files = -1;  // required by secondary instances
   o.keep_log_file_num = 2;
@@ -101,8 +102,9 @@ void StoreIndex::Batch::DeletePackEnd(std::uint32_t pack_id) {
   wb_->Delete(index_->cfs_[kMeta], PackEndKey(pack_id)).PermitUncheckedError();
 }
 
-Result<std::unique_ptr<StoreIndex>> StoreIndex::OpenPrimary(const std::string& dir, bool create) {
-  rocksdb::Options o = DbOptions();
+Result<std::unique_ptr<StoreIndex>> StoreIndex::OpenPrimary(const std::string& dir, bool create,
+                                                            rocksdb::Env* env) {
+  rocksdb::Options o = DbOptions(env);
   o.create_if_missing = create;
   std::unique_ptr<StoreIndex> idx(new StoreIndex());
   rocksdb::Status s = rocksdb::DB::Open(o, dir, Descriptors(), &idx->cfs_, &idx->db_);
@@ -111,8 +113,9 @@ Result<std::unique_ptr<StoreIndex>> StoreIndex::OpenPrimary(const std::string& d
 }
 
 Result<std::unique_ptr<StoreIndex>> StoreIndex::OpenSecondary(const std::string& dir,
-                                                              const std::string& secondary_dir) {
-  rocksdb::Options o = DbOptions();
+                                                              const std::string& secondary_dir,
+                                                              rocksdb::Env* env) {
+  rocksdb::Options o = DbOptions(env);
   std::unique_ptr<StoreIndex> idx(new StoreIndex());
   idx->secondary_ = true;
   rocksdb::Status s =

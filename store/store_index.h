@@ -27,6 +27,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 class ColumnFamilyHandle;
 class WriteBatch;
 }  // namespace rocksdb
@@ -64,9 +65,13 @@ class StoreIndex {
     std::unique_ptr<rocksdb::WriteBatch> wb_;
   };
 
-  static Result<std::unique_ptr<StoreIndex>> OpenPrimary(const std::string& dir, bool create);
+  // `env` (borrowed, outlives the index): nullptr for RocksDB's default; tests pass one
+  // (ChunkStoreOptions::test_index_env).
+  static Result<std::unique_ptr<StoreIndex>> OpenPrimary(const std::string& dir, bool create,
+                                                         rocksdb::Env* env = nullptr);
   static Result<std::unique_ptr<StoreIndex>> OpenSecondary(const std::string& dir,
-                                                           const std::string& secondary_dir);
+                                                           const std::string& secondary_dir,
+                                                           rocksdb::Env* env = nullptr);
   ~StoreIndex();
 
   Batch NewBatch();
