@@ -90,10 +90,12 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const MetricsServerO
 
   std::unique_ptr<MetricsServer> server(new MetricsServer());
   server->stats_ = options.stats;
+  server->more_ = options.more;
   try {
     server->exposer_ = std::make_unique<prometheus::Exposer>(
         options.listen_address, static_cast<std::size_t>(options.num_threads));
     server->exposer_->RegisterCollectable(server->stats_);
+    for (const auto& c : server->more_) server->exposer_->RegisterCollectable(c);
     const std::vector<int> ports = server->exposer_->GetListeningPorts();
     if (ports.empty()) return Internal("metrics endpoint " + options.listen_address + ": no port");
     server->port_ = ports.front();

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "metrics/prometheus_engine_stats.h"
@@ -27,6 +28,8 @@ struct MetricsServerOptions {
   std::string listen_address = "127.0.0.1:9150";
   int num_threads = 2;                           // HTTP worker threads
   std::shared_ptr<PrometheusEngineStats> stats;  // required
+  // More families served on the same endpoint (e.g. PrometheusOriginStats); shared too.
+  std::vector<std::shared_ptr<prometheus::Collectable>> more;
 
   Status Validate() const;
 };
@@ -48,6 +51,7 @@ class MetricsServer {
   MetricsServer() = default;
 
   std::shared_ptr<PrometheusEngineStats> stats_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> more_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
 };

@@ -26,7 +26,7 @@ struct GcPlan {
   std::map<std::uint32_t, std::uint64_t> dead_bytes;  // packs to rewrite
   std::uint64_t dead_chunks = 0;
   // (pack, offset) of each live blob's manifest -> id.
-  std::map<std::pair<std::uint32_t, std::uint64_t>, std::string> live_manifests;
+  ChunkStore::Impl::LiveManifests live_manifests;
 };
 
 Result<GcPlan> MakePlan(StoreIndex* index) {
@@ -76,81 +76,104 @@ Result<GcResult> ChunkStore::Impl::Gc(bool dry_run) {
     return result;
   }
 
-  std::uint64_t old_bytes = 0, new_bytes = 0;
+  std::vector<std::uint32_t> pack_ids;
+  for (const auto& [pack, unused] : plan.dead_bytes) pack_ids.push_back(pack);
+  auto out = RewritePacks(
+      pack_ids, [&](const ChunkKey& key) { return plan.referenced.count(key) != 0; },
+      plan.live_manifests);
+  if (!out.ok()) return out.status().WithContext("gc");
+  result.bytes_reclaimed = out->old_bytes > out->new_bytes ? out->old_bytes - out->new_bytes : 0;
+  return result;
+}
+
+// One record of a pack being rewritten: copied forward (a kept chunk, a live manifest, a
+// tombstone that still matters) with `batch` repointing it, or dropped.
+Status ChunkStore::Impl::CopyRecordForward(std::uint32_t pack, const ScannedRecord& r,
+                                           const KeepChunkFn& keep,
+                                           const LiveManifests& live_manifests,
+                                           StoreIndex::Batch& batch, RewriteOutcome& out) {
+  auto header = EncodeRecordHeader(r.header);
+  std::vector<std::uint8_t> bytes(header.begin(), header.end());
+  bytes.insert(bytes.end(), r.payload.begin(), r.payload.end());
+  if (r.header.type == RecordType::kChunk) {
+    LB_ASSIGN_OR_RETURN(auto loc, index->GetChunk(r.header.key));
+    const bool indexed_here = loc.has_value() && loc->pack_id == pack && loc->offset == r.offset;
+    if (!indexed_here) return Status::Ok();  // a stray copy (crash debris) or moved
+    if (!keep(r.header.key)) {
+      batch.DeleteChunk(r.header.key);
+      ++out.chunks_dropped;
+      out.dropped_bytes += r.size();
+      return Status::Ok();
+    }
+    LB_ASSIGN_OR_RETURN(auto nloc, writer->AppendEncoded(bytes));
+    ChunkLocation moved = *loc;
+    moved.pack_id = nloc.pack_id;
+    moved.offset = nloc.offset;
+    batch.PutChunk(r.header.key, moved);
+    ++out.chunks_kept;
+  } else if (r.header.type == RecordType::kManifest) {
+    auto it = live_manifests.find({pack, r.offset});
+    if (it == live_manifests.end()) return Status::Ok();  // removed or superseded
+    LB_ASSIGN_OR_RETURN(auto nloc, writer->AppendEncoded(bytes));
+    auto rec = index->GetBlob(it->second);
+    auto extents = index->GetMap(it->second);
+    if (!rec.ok() || !extents.ok() || !rec->has_value() || !extents->has_value()) {
+      return Internal("blob '" + it->second + "' vanished");
+    }
+    BlobRecord updated = **rec;
+    updated.manifest_pack = nloc.pack_id;
+    updated.manifest_offset = nloc.offset;
+    batch.PutBlob(updated, **extents);
+  } else {
+    auto t = DecodeTombstone(r.payload);
+    if (!t.ok()) return Status::Ok();
+    LB_ASSIGN_OR_RETURN(auto live, index->GetBlob(t->id));
+    if (live.has_value()) return Status::Ok();  // re-imported since: a newer manifest wins
+    LB_RETURN_IF_ERROR(writer->AppendEncoded(bytes).status());
+  }
+  out.new_bytes += r.size();
+  return Status::Ok();
+}
+
+Result<ChunkStore::Impl::RewriteOutcome> ChunkStore::Impl::RewritePacks(
+    const std::vector<std::uint32_t>& pack_ids, const KeepChunkFn& keep,
+    const LiveManifests& live_manifests) {
+  RewriteOutcome out;
   writer->Begin();
   writer->StartNewPack();
   auto fail = [&](Status s) {
+    for (const auto& [pack, end] : writer->TouchedEnds()) packs->Forget(pack);
     writer->Rollback().IgnoreError();
-    return s.WithContext("gc");
+    return s;
   };
   auto batch = index->NewBatch();
   std::vector<std::string> problems;
-  for (const auto& [pack, unused] : plan.dead_bytes) {
-    old_bytes += FileSize(PackSet::PackPath(options.path, pack));
+  for (std::uint32_t pack : pack_ids) {
+    out.old_bytes += FileSize(PackSet::PackPath(options.path, pack));
     auto scanner = PackScanner::Open(options.path, pack);
     if (!scanner.ok()) return fail(scanner.status());
     while (true) {
       auto next = (*scanner)->Next(&problems);
       if (!next.ok()) return fail(next.status());
       if (!next->has_value()) break;
-      const ScannedRecord& r = **next;
-      auto header = EncodeRecordHeader(r.header);
-      std::vector<std::uint8_t> bytes(header.begin(), header.end());
-      bytes.insert(bytes.end(), r.payload.begin(), r.payload.end());
-      if (r.header.type == RecordType::kChunk) {
-        auto loc = index->GetChunk(r.header.key);
-        if (!loc.ok()) return fail(loc.status());
-        const bool indexed_here =
-            loc->has_value() && (*loc)->pack_id == pack && (*loc)->offset == r.offset;
-        if (!indexed_here) continue;  // a stray copy (crash debris) or moved
-        if (!plan.referenced.count(r.header.key)) {
-          batch.DeleteChunk(r.header.key);
-          continue;
-        }
-        auto nloc = writer->AppendEncoded(bytes);
-        if (!nloc.ok()) return fail(nloc.status());
-        ChunkLocation moved = **loc;
-        moved.pack_id = nloc->pack_id;
-        moved.offset = nloc->offset;
-        batch.PutChunk(r.header.key, moved);
-      } else if (r.header.type == RecordType::kManifest) {
-        auto it = plan.live_manifests.find({pack, r.offset});
-        if (it == plan.live_manifests.end()) continue;  // removed or superseded
-        auto nloc = writer->AppendEncoded(bytes);
-        if (!nloc.ok()) return fail(nloc.status());
-        auto rec = index->GetBlob(it->second);
-        auto extents = index->GetMap(it->second);
-        if (!rec.ok() || !extents.ok() || !rec->has_value() || !extents->has_value()) {
-          return fail(Internal("gc: blob '" + it->second + "' vanished"));
-        }
-        BlobRecord updated = **rec;
-        updated.manifest_pack = nloc->pack_id;
-        updated.manifest_offset = nloc->offset;
-        batch.PutBlob(updated, **extents);
-      } else {
-        auto t = DecodeTombstone(r.payload);
-        if (!t.ok()) continue;
-        auto live = index->GetBlob(t->id);
-        if (!live.ok()) return fail(live.status());
-        if (live->has_value()) continue;  // re-imported since: a newer manifest wins
-        if (auto nloc = writer->AppendEncoded(bytes); !nloc.ok()) return fail(nloc.status());
-      }
-      new_bytes += r.size();
+      Status s = CopyRecordForward(pack, **next, keep, live_manifests, batch, out);
+      if (!s.ok()) return fail(s);
     }
   }
   if (Status s = writer->Sync(); !s.ok()) return fail(s);
   for (const auto& [pack, end] : writer->TouchedEnds()) batch.PutPackEnd(pack, end);
-  for (const auto& [pack, unused] : plan.dead_bytes) batch.DeletePackEnd(pack);
+  for (std::uint32_t pack : pack_ids) batch.DeletePackEnd(pack);
   if (Status s = index->Commit(batch); !s.ok()) return fail(s);
-  for (const auto& [pack, unused] : plan.dead_bytes) {
+  // Committed: readers that located a chunk in an old pack before the commit either still
+  // read it through their open fd or find the new location on their retry (ReadChunk).
+  for (std::uint32_t pack : pack_ids) {
     const std::string path = PackSet::PackPath(options.path, pack);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return Status::FromErrno(errno, "gc: unlink " + path);
+      return Status::FromErrno(errno, "unlink " + path);
     }
     packs->Forget(pack);
   }
-  result.bytes_reclaimed = old_bytes > new_bytes ? old_bytes - new_bytes : 0;
-  return result;
+  return out;
 }
 
 }  // namespace lazyblob

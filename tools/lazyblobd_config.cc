@@ -9,11 +9,12 @@
 namespace lazyblob {
 
 Status DaemonConfig::Validate() const {
-  if (store_dir.empty()) return InvalidArgument("--store is required");
+  if (store_dir.empty() && !origin.enabled()) return InvalidArgument("--store is required");
   if (sim_socket.empty() && cache_dir.empty()) {
     return InvalidArgument("--cache-dir is required with /dev/cachefiles (or use --sim-socket)");
   }
   if (worker_threads < 0) return InvalidArgument("--threads must be >= 0");
+  LB_RETURN_IF_ERROR(origin.Validate());
   if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error" &&
       log_level != "off") {
     return InvalidArgument("--log-level must be debug, info, warn, error or off");
@@ -87,7 +88,7 @@ Status ApplyToml(const std::string& path, const CLI::App& app, DaemonConfig* c) 
       *out = static_cast<std::uint64_t>(*n);
     }
   }
-  return Status();
+  return ApplyOriginToml(t, app, &c->origin);
 }
 
 }  // namespace
@@ -113,6 +114,11 @@ Mounting a blob (its id in the store is the EROFS fsid):
   lazyblobd --store /var/lib/lazyblob --cache-dir /var/cache/lazyblob/fscache &
   mount -t erofs none -o fsid=myimage /mnt
 
+Serving from a registry (what `lazyblob push` published; only fetched ranges are sent):
+  lazyblobd --origin registry.example.com/lazy --origin-cache /var/lib/lazyblob/origin \
+            --cache-dir /var/cache/lazyblob/fscache
+  mount -t erofs none -o fsid=app-v1 /mnt
+
 Examples:
   lazyblobd --store /var/lib/lazyblob --cache-dir /srv/fscache --metrics-listen 127.0.0.1:9150
   lazyblobd --config /etc/lazyblob/lazyblobd.toml --log-level debug
@@ -124,7 +130,8 @@ The cache dir must be on ext4 or xfs (cachefiles refuses tmpfs); the kernel need
 CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND (Linux >= 5.19).)");
   std::string write_ahead = "1M", chunk_cache = "256M";
   bool no_supervisor = false;
-  app.add_option("--store", c.store_dir, "Chunk store directory (opened read-only)");
+  app.add_option("--store", c.store_dir,
+                 "Chunk store directory (opened read-only; optional with --origin)");
   app.add_option("--cache-dir", c.cache_dir, "cachefiles cache directory (ext4/xfs)");
   app.add_option("--device", c.device_path, "cachefiles device");
   app.add_option("--sim-socket", c.sim_socket,
@@ -142,6 +149,8 @@ CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND (Linux >= 5.19).)");
   app.add_option("--log-level", c.log_level, "debug, info, warn, error or off");
   app.add_flag("--no-supervisor", no_supervisor,
                "Run the worker in this process (no restart; the device closes with it)");
+  OriginFlagText origin_text;
+  AddOriginFlags(app, &c.origin, &origin_text);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -163,6 +172,7 @@ CONFIG_CACHEFILES_ONDEMAND and CONFIG_EROFS_FS_ONDEMAND (Linux >= 5.19).)");
     if (!v.ok()) return fail(v.status());
     c.chunk_cache_bytes = *v;
   }
+  if (Status o = FinishOriginFlags(app, origin_text, &c.origin); !o.ok()) return fail(o);
   if (no_supervisor) c.supervisor = false;
   GivenAsFlags().log_level = app.count("--log-level") != 0;
   GivenAsFlags().write_ahead = app.count("--write-ahead") != 0;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "tools/lazyblobd_origin_config.h"
 
 namespace lazyblob {
 
@@ -25,6 +26,7 @@ struct DaemonConfig {
   std::string metrics_listen;                      // --metrics-listen; empty = no endpoint
   std::string log_level = "info";                  // --log-level
   bool supervisor = true;                          // --no-supervisor turns it off
+  OriginConfig origin;                             // --origin*, [origin]
 
   Status Validate() const;
 };

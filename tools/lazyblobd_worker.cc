@@ -16,6 +16,7 @@
 #include "metrics/metrics_server.h"
 #include "metrics/prometheus_engine_stats.h"
 #include "store/chunk_store.h"
+#include "tools/lazyblobd_origin.h"
 #include "transport/cachefiles_device.h"
 #include "transport/sim_device.h"
 
@@ -62,8 +63,9 @@ Result<std::unique_ptr<CacheDevice>> AdoptDevice(const DaemonConfig& config, Uni
 
 // Store gauges come from a full index scan (store/ChunkStore::Stats), so they are taken
 // once the engine serves and again on SIGHUP, never on the request path.
-void PublishStoreGauges(ChunkStore& store, PrometheusEngineStats& stats) {
-  auto s = store.Stats();
+void PublishStoreGauges(ChunkStore* store, PrometheusEngineStats& stats) {
+  if (store == nullptr) return;
+  auto s = store->Stats();
   if (!s.ok()) {
     spdlog::warn("store gauges not updated: {}", s.status().ToString());
     return;
@@ -87,15 +89,31 @@ void SetupLogging(const std::string& level) {
 }
 
 int RunWorker(DaemonConfig config, WorkerLaunch launch) {
-  ChunkStoreOptions store_options;
-  store_options.path = config.store_dir;
-  store_options.hold_serving_lock = true;
-  auto store_or = ChunkStore::Open(store_options);
-  if (!store_or.ok()) {
-    spdlog::error("opening store {}: {}", config.store_dir, store_or.status().ToString());
-    return kExitFailure;
+  std::shared_ptr<ChunkStore> store;  // null: an origin-only node
+  if (!config.store_dir.empty()) {
+    ChunkStoreOptions store_options;
+    store_options.path = config.store_dir;
+    store_options.hold_serving_lock = true;
+    auto store_or = ChunkStore::Open(store_options);
+    if (!store_or.ok()) {
+      spdlog::error("opening store {}: {}", config.store_dir, store_or.status().ToString());
+      return kExitFailure;
+    }
+    store = std::move(*store_or);
   }
-  std::shared_ptr<ChunkStore> store = std::move(*store_or);
+  std::unique_ptr<OriginServing> origin;
+  if (config.origin.enabled()) {
+    auto origin_or = StartOrigin(config.origin, store.get());
+    if (!origin_or.ok()) {
+      spdlog::error("origin {}: {}", config.origin.registry, origin_or.status().ToString());
+      return kExitFailure;
+    }
+    origin = std::move(*origin_or);
+    spdlog::info("origin {}: fetched chunks kept in {} (at most {} bytes)", config.origin.registry,
+                 config.origin.cache_dir, config.origin.cache_bytes);
+  }
+  ChunkSource* source = origin != nullptr ? static_cast<ChunkSource*>(origin->source.get())
+                                          : static_cast<ChunkSource*>(store.get());
 
   auto stats_or = PrometheusEngineStats::Open({});
   if (!stats_or.ok()) {
@@ -108,6 +126,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
     MetricsServerOptions mo;
     mo.listen_address = config.metrics_listen;
     mo.stats = stats;
+    if (origin != nullptr) mo.more.push_back(origin->stats);
     auto m = MetricsServer::Start(mo);
     if (!m.ok()) {
       spdlog::error("metrics endpoint: {}", m.status().ToString());
@@ -129,7 +148,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   eo.write_ahead_bytes = config.write_ahead_bytes;
   eo.chunk_cache_bytes = config.chunk_cache_bytes;
   eo.prefetch_on_open = config.prefetch_on_open;
-  auto engine_or = RequestEngine::Start(eo, device.get(), store.get(), stats.get());
+  auto engine_or = RequestEngine::Start(eo, device.get(), source, stats.get());
   if (!engine_or.ok()) {
     spdlog::error("engine: {}", engine_or.status().ToString());
     return kExitUsage;
@@ -148,7 +167,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
                config.store_dir, eo.ResolvedWorkerThreads(), eo.write_ahead_bytes,
                eo.chunk_cache_bytes);
   if (launch.on_ready) launch.on_ready();
-  PublishStoreGauges(*store, *stats);
+  PublishStoreGauges(store.get(), *stats);
 
   sigset_t set;
   sigemptyset(&set);
@@ -183,7 +202,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
       }
       ApplyLogLevel(config.log_level);
       engine->set_write_ahead_bytes(config.write_ahead_bytes);
-      PublishStoreGauges(*store, *stats);
+      PublishStoreGauges(store.get(), *stats);
       spdlog::info("SIGHUP: log level {}, write-ahead {} bytes, store gauges refreshed",
                    config.log_level, config.write_ahead_bytes);
       continue;
@@ -193,6 +212,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   }
   engine->Stop();
   engine.reset();
+  origin.reset();  // commits the fetched chunks still queued
   spdlog::info("worker exits ({})", code);
   return code;
 }
