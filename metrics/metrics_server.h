@@ -29,7 +29,7 @@ struct MetricsServerOptions {
   int num_threads = 2;                           // HTTP worker threads
   std::shared_ptr<PrometheusEngineStats> stats;  // required
   // More families served on the same endpoint (e.g. PrometheusOriginStats); shared too.
-  std::vector<std::shared_ptr<prometheus::Collectable>> more;
+  std::vector<std::shared_ptr<prometheus::Collectable>> more = {};
 
   Status Validate() const;
 };

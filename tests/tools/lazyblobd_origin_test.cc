@@ -136,6 +136,25 @@ TEST_F(LazyblobdOrigin, EveryByteOfEveryImageIsServedFromTheRegistry) {
   EXPECT_EQ(Sample(m, "lazyblob_origin_requests_total", {"op=\"resolve\"", "result=\"ok\""}), 4);
   EXPECT_EQ(Sample(m, "lazyblob_origin_chunks_total", {"result=\"rejected\""}), 0);
   EXPECT_GT(Sample(m, "lazyblob_origin_requests_total", {"op=\"range\"", "result=\"ok\""}), 0);
+  // Every lazyblob_origin_* series the Grafana dashboard queries is exported by this daemon.
+  std::ifstream in(std::filesystem::path(__FILE__).parent_path() /
+                   "../../docs/grafana-dashboard.json");
+  const std::string dashboard((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
+  ASSERT_FALSE(dashboard.empty());
+  int names = 0;
+  for (std::size_t pos = dashboard.find("lazyblob_origin_"); pos != std::string::npos;
+       pos = dashboard.find("lazyblob_origin_", pos + 1)) {
+    std::size_t end = pos;
+    while (end < dashboard.size() &&
+           (std::isalnum(static_cast<unsigned char>(dashboard[end])) || dashboard[end] == '_')) {
+      ++end;
+    }
+    const std::string name = dashboard.substr(pos, end - pos);
+    ++names;
+    EXPECT_NE(m.find("\n" + name), std::string::npos) << name << " is not exported";
+  }
+  EXPECT_GT(names, 10);
 }
 
 // Three nodes with empty stores and caches read the same images from one registry at once.
