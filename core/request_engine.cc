@@ -46,6 +46,7 @@ CacheFillerOptions EngineOptions::filler() const {
   CacheFillerOptions o;
   o.write_ahead_bytes = write_ahead_bytes;
   o.chunk_cache_bytes = chunk_cache_bytes;
+  o.write_ahead_async = write_ahead_async;
   return o;
 }
 
@@ -337,7 +338,7 @@ void RequestEngine::HandleRead(const ReadMessage& message, Clock::time_point rec
   PendingRead pending(device_, message.msg_id, object->anon_fd);
   stats_->BytesRequested(message.length);
   const FillResult filled =
-      filler_.FillRange(object->file, object->anon_fd->get(), message.offset, message.length);
+      filler_.FillRange(object->file, object->anon_fd, message.offset, message.length);
   const Clock::time_point complete_start = Clock::now();
   const Status st = pending.Complete();
   stats_->StageTime(Stage::kComplete, SecondsSince(complete_start));

@@ -148,6 +148,8 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   eo.write_ahead_bytes = config.write_ahead_bytes;
   eo.chunk_cache_bytes = config.chunk_cache_bytes;
   eo.prefetch_on_open = config.prefetch_on_open;
+  // A registry's window costs round trips: answer first, write it after.
+  eo.write_ahead_async = origin != nullptr;
   auto engine_or = RequestEngine::Start(eo, device.get(), source, stats.get());
   if (!engine_or.ok()) {
     spdlog::error("engine: {}", engine_or.status().ToString());
