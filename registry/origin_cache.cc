@@ -106,6 +106,8 @@ void OriginCache::WriterLoop() {
     }
     Commit(jobs);
     EvictIfOver();
+    // After eviction: the gauge never shows a passing state above the bound.
+    stats_->CacheBytes(bytes(), options_.limit_bytes);
     {
       MutexLock lock(&mu_);
       busy_ = false;
@@ -136,7 +138,6 @@ void OriginCache::Commit(std::deque<Job>& jobs) {
   for (Job& job : jobs) {
     if (job.done) job.done(status);
   }
-  stats_->CacheBytes(bytes(), options_.limit_bytes);
 }
 
 void OriginCache::EvictIfOver() {
@@ -152,7 +153,6 @@ void OriginCache::EvictIfOver() {
     bytes_ = evicted->pack_bytes;
   }
   stats_->Evicted(evicted->packs_evicted, evicted->chunks_evicted, evicted->evicted_bytes);
-  stats_->CacheBytes(evicted->pack_bytes, options_.limit_bytes);
   Log(LogLevel::kInfo, "origin cache: evicted " + std::to_string(evicted->chunks_evicted) +
                            " chunks in " + std::to_string(evicted->packs_evicted) + " packs (" +
                            std::to_string(evicted->chunks_kept) +

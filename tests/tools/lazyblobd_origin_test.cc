@@ -363,6 +363,48 @@ TEST_F(LazyblobdOrigin, AFlippedByteCostsOnlyItsChunk) {
   EXPECT_TRUE(verify->clean());
 }
 
+// The origin cache stays within --origin-cache-size: a 24 MiB incompressible image read
+// through a 16 MiB cache evicts the oldest packs (chunks being read are carried forward),
+// every byte still right, the cache verifies afterwards.
+TEST_F(LazyblobdOrigin, TheOriginCacheIsBoundedByEviction) {
+  {
+    std::mt19937_64 rng(11);
+    std::ofstream out(dir_ + "/large.img", std::ios::binary);
+    std::vector<std::uint64_t> block(k64K / 8);
+    for (int i = 0; i < 24 * 16; ++i) {
+      for (auto& w : block) w = rng();
+      out.write(reinterpret_cast<const char*>(block.data()), k64K);
+    }
+  }
+  ASSERT_EQ(Lazyblob("import " + dir_ + "/large.img --id large --chunker fixed --avg-chunk 64K"),
+            0);
+  Push("large");
+  OriginNode& node = Node(Registry(), {"--origin-cache-size", "16M"});
+  ASSERT_TRUE(node.Start());
+  std::vector<std::thread> readers;
+  std::atomic<int> failed{0};
+  SimMount m = node.Mount("large", dir_ + "/large.img");
+  for (std::size_t t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] { failed += node.ReadAll(m, t == 0 ? 131072 : 4096); });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  node.ExpectCleanReads();
+  const std::string metrics = node.Scrape();
+  EXPECT_GT(Sample(metrics, "lazyblob_origin_evicted_chunks_total", {}), 0) << node.Log();
+  EXPECT_LE(Sample(metrics, "lazyblob_origin_cache_bytes", {}), 16 << 20) << node.Log();
+  EXPECT_EQ(Sample(metrics, "lazyblob_origin_cache_limit_bytes", {}), 16 << 20);
+  node.Stop();
+  const std::string verify =
+      std::string(LAZYBLOB_BIN) + " --store " + node.dir() + "/origin/store verify >/dev/null 2>&1";
+  EXPECT_EQ(std::system(verify.c_str()), 0);
+  std::uintmax_t packs = 0;
+  for (const auto& e : std::filesystem::directory_iterator(node.dir() + "/origin/store/packs")) {
+    packs += e.file_size();
+  }
+  EXPECT_LE(packs, 16u << 20);
+}
+
 TEST_F(LazyblobdOrigin, AServerIgnoringRangeIsServedCorrectly) {
   Push("v1");
   OriginNode& node = Node(Registry("LB_PROXY_NORANGE"));
