@@ -222,6 +222,21 @@ class OriginNode {
   std::string Scrape() const {
     return Output("curl -sf http://127.0.0.1:" + std::to_string(port_) + "/metrics");
   }
+  // Scrapes until the origin's chunk and request counters stay put for 0.3 s (write-ahead
+  // windows go on after their READs are answered); the last scrape.
+  std::string Settled() const {
+    std::string last = Scrape(), now;
+    auto key = [](const std::string& m) {
+      return Sample(m, "lazyblob_origin_chunks_total", {}) +
+             1e6 * Sample(m, "lazyblob_origin_requests_total", {});
+    };
+    for (int i = 0; i < 200; ++i, last = now) {
+      ::usleep(300'000);
+      now = Scrape();
+      if (key(now) == key(last)) return now;
+    }
+    return now;
+  }
   std::string Log() const {
     std::ifstream in(dir_ + "/daemon.log");
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
