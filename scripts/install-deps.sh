@@ -14,6 +14,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
   erofs-utils e2fsprogs util-linux cpio busybox-static qemu-system-x86 prometheus curl
   python3 xz-utils python3-matplotlib docker-registry apache2-utils openssl
+  strace python3.11  # bench/origin records a python3.11 start (the smoke run too)
 )
 KERNEL_PKGS=(linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves)
 # Only the full benchmarks (bench/run.sh without --smoke) compare against these.
