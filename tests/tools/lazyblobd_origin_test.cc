@@ -408,6 +408,28 @@ TEST_F(LazyblobdOrigin, TheOriginCacheIsBoundedByEviction) {
   EXPECT_LE(packs, 16u << 20);
 }
 
+// --prefetch works against the origin: after the OPEN, the whole blob is fetched and
+// written in the background (each chunk once), so the reader then sends no READ at all.
+TEST_F(LazyblobdOrigin, PrefetchFetchesTheWholeBlobInTheBackground) {
+  Push("solo");
+  OriginNode& node = Node(Registry(), {"--prefetch"});
+  ASSERT_TRUE(node.Start());
+  SimMount m = node.Mount("solo", images_["solo"]);
+  std::string metrics;
+  for (int i = 0; i < 1000; ++i, ::usleep(20'000)) {
+    metrics = node.Scrape();
+    if (Sample(metrics, "lazyblob_origin_chunks_total", {"result=\"fetched\""}) >= 24 &&
+        node.CacheFileHasData(23 * k64K, k64K)) {
+      break;
+    }
+  }
+  EXPECT_EQ(Sample(node.Settled(), "lazyblob_origin_chunks_total", {"result=\"fetched\""}), 24);
+  const std::uint64_t reads_before = node.sim().counters().reads_sent;
+  EXPECT_EQ(node.ReadAll(m, 65536), 0);
+  EXPECT_EQ(node.sim().counters().reads_sent, reads_before) << "a prefetched blob needs no READ";
+  node.ExpectCleanReads();
+}
+
 TEST_F(LazyblobdOrigin, AServerIgnoringRangeIsServedCorrectly) {
   Push("v1");
   OriginNode& node = Node(Registry("LB_PROXY_NORANGE"));
