@@ -21,7 +21,9 @@ TREES = {
               "libraries)",
     "host": "the host's python3.11 with its standard library and shared libraries only",
 }
-DAEMON = [LAZYBLOBD, "--threads", "8", "--log-level", "warn"]
+# Extra lazyblobd flags for every mode (tuning experiments), e.g. "--write-ahead 4M".
+EXTRA = os.environ.get("ORIGIN_BENCH_DAEMON_ARGS", "").split()
+DAEMON = [LAZYBLOBD, "--threads", "8", "--log-level", "warn"] + EXTRA
 
 
 def proxy_stats(path):
@@ -110,7 +112,7 @@ def main():
     start = json.load(open(a.start_set))
     image_bytes = os.path.getsize(a.image)
     result = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "image_bytes": image_bytes,
-              "start_set": start, "tree": a.tree_kind, "reps": a.reps, "host": os.uname().nodename,
+              "start_set": start, "tree": a.tree_kind, "daemon_args": EXTRA, "reps": a.reps, "host": os.uname().nodename,
               "cpus": os.cpu_count(), "settings": []}
     for setting in a.settings:
         rtt, mbit = (float(x) for x in setting.split())
@@ -155,7 +157,9 @@ def write_md(r, path):
         "MiB: inode blocks, and the pages of each opened file that were in the page cache after "
         "the run, readahead included; this kernel maps executables and libraries whole), "
         "replayed in open order, one reader. "
-        f"Medians of {r['reps']} runs; lazyblobd defaults (1 MiB write-ahead, 4 MiB coalescing).",
+        f"Medians of {r['reps']} runs; lazyblobd "
+        + (" ".join(r.get("daemon_args", [])) or "defaults (1 MiB write-ahead, 4 MiB coalescing)")
+        + ".",
         "",
         "| network | mode | time to first byte (s) | start set (s) | bytes transferred (MiB) "
         "| requests | load (1 min) |",
