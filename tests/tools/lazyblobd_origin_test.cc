@@ -468,7 +468,16 @@ TEST_F(LazyblobdOrigin, RegistryErrorsAreClearAndTheDaemonServesOn) {
                    {"op=\"resolve\"", "result=\"denied\""}),
             1);
   EXPECT_TRUE(denied.LogHas("HTTP 401")) << denied.Log();
-  EXPECT_FALSE(denied.LogHas(testing::Env("LB_REG_BADAUTH_FILE"))) << "no credential in logs";
+  // Neither the credential as sent (base64 "user:password") nor the password appear.
+  std::ifstream auth_in(testing::Env("LB_REG_BADAUTH_FILE"));
+  const auto auth = nlohmann::json::parse(auth_in);
+  const std::string basic = auth["auths"].begin().value()["auth"];
+  const std::string user_password = testing::Output("printf %s " + basic + " | base64 -d");
+  const std::string password = user_password.substr(user_password.find(':') + 1);
+  ASSERT_GT(password.size(), 4u);
+  EXPECT_FALSE(denied.LogHas(basic)) << "a credential in the log";
+  EXPECT_FALSE(denied.LogHas(password)) << "a password in the log";
+  EXPECT_EQ(denied.Scrape().find(password), std::string::npos) << "a password in the metrics";
 }
 
 }  // namespace
