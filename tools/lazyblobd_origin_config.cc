@@ -25,8 +25,8 @@ void AddOriginFlags(CLI::App& app, OriginConfig* c, OriginFlagText* text) {
                  "Serve ids the store lacks from this registry repository, "
                  "[http://]HOST[:PORT]/REPO (what `lazyblob push` published)");
   app.add_option("--origin-cache", c->cache_dir,
-                 "Where fetched chunks and resolved maps are kept (a store lazyblobd owns; "
-                 "ext4/xfs; required with --origin)");
+                 "Where fetched chunks and resolved maps are kept (a store lazyblobd owns "
+                 "as its writer; required with --origin)");
   app.add_option("--origin-cache-size", text->cache_size,
                  "Bound of --origin-cache (K/M/G); the oldest fetched chunks are evicted");
   app.add_option("--origin-auth-file", c->auth_file,

@@ -430,6 +430,32 @@ TEST_F(LazyblobdOrigin, PrefetchFetchesTheWholeBlobInTheBackground) {
   node.ExpectCleanReads();
 }
 
+// HTTPS with a private CA (--origin-ca-file), and HTTP Basic credentials from a docker
+// config.json (--origin-auth-file): both serve every byte.
+TEST_F(LazyblobdOrigin, TlsWithAPrivateCaAndBasicAuthServeEveryByte) {
+  const std::string tls = testing::Env("LB_REG_TLS") + "/" + repo_;
+  ASSERT_EQ(Lazyblob("push --registry " + tls + " --ca-file " + testing::Env("LB_REG_CA") + " v1"),
+            0);
+  const std::string auth = "http://" + testing::Env("LB_REG_AUTH") + "/" + repo_;
+  ASSERT_EQ(Lazyblob("push --registry " + auth + " --auth-file " +
+                     testing::Env("LB_REG_AUTH_FILE") + " v1"),
+            0);
+  OriginNode& secure = Node(tls, {"--origin-ca-file", testing::Env("LB_REG_CA")});
+  OriginNode& basic = Node(auth, {"--origin-auth-file", testing::Env("LB_REG_AUTH_FILE")});
+  for (OriginNode* node : {&secure, &basic}) {
+    ASSERT_TRUE(node->Start());
+    EXPECT_EQ(node->ReadAll(node->Mount("v1", images_["v1"]), 65536), 0);
+    node->ExpectCleanReads();
+  }
+  // Without the CA, the certificate does not verify: the OPEN fails, counted as denied.
+  OriginNode& untrusted = Node(tls);
+  ASSERT_TRUE(untrusted.Start());
+  EXPECT_FALSE(untrusted.sim().Mount("erofs,d", "v1").ok());
+  EXPECT_EQ(Sample(untrusted.Scrape(), "lazyblob_origin_requests_total",
+                   {"op=\"resolve\"", "result=\"denied\""}),
+            1);
+}
+
 TEST_F(LazyblobdOrigin, AServerIgnoringRangeIsServedCorrectly) {
   Push("v1");
   OriginNode& node = Node(Registry("LB_PROXY_NORANGE"));
