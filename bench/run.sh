@@ -6,7 +6,9 @@
 #   2. scale: READ latency, RSS and import speed as the store grows 1 -> 10 -> 50 images,
 #      and RSS with a bounded decompressed-chunk cache;
 #   3. bench/import/run.sh (import + dedup vs casync and borg);
-#   4. bench/vm/run.sh (real kernel in qemu: cold/warm read through lazyblobd vs a loop
+#   4. bench/origin/run.sh (registry origin: a container start lazily from a registry vs
+#      a full pull, behind a delaying proxy);
+#   5. bench/vm/run.sh (real kernel in qemu: cold/warm read through lazyblobd vs a loop
 #      mount of the image in RAM; full run only, the VM smoke is a stage of scripts/test.sh);
 #   5. bench/fanotify/run.sh (this machine's kernel: cold/warm reads through the fanotify
 #      front end vs file-backed mounts of the raw and the lz4hc image, and the limit loop);
@@ -154,7 +156,14 @@ else
   step "import" env LAZYBLOB_BIN="$LAZYBLOB_BIN" "$HERE/import/run.sh"
 fi
 
-# --- 4. real kernel (VM), full run only ---
+# --- 4. registry origin: a container start, lazy vs full pull (owned by bench/origin) ---
+if [[ $SMOKE == 1 ]]; then
+  step "origin (smoke)" "$HERE/origin/run.sh" --smoke --build-dir "$BUILD"
+else
+  step "origin" "$HERE/origin/run.sh" --build-dir "$BUILD"
+fi
+
+# --- 5. real kernel (VM), full run only ---
 if [[ $SMOKE == 0 && "${SKIP_VM:-0}" != 1 ]]; then
   step "vm: cold read vs loop" "$HERE/vm/run.sh" --build-dir "$BUILD"
 fi

@@ -142,10 +142,32 @@ CacheFiller::CacheFiller(const CacheFillerOptions& options, ChunkSource* source,
       stats_(stats),
       pool_(pool),
       write_ahead_bytes_(options.write_ahead_bytes),
+      write_ahead_async_(options.write_ahead_async),
       cache_(options.chunk_cache_bytes) {}
 
 FillResult CacheFiller::FillRange(const std::shared_ptr<CacheFile>& file, int fd,
                                   std::uint64_t offset, std::uint64_t length) {
+  return Fill(PlanRange(file, fd, offset, length));
+}
+
+FillResult CacheFiller::FillRange(const std::shared_ptr<CacheFile>& file,
+                                  std::shared_ptr<const UniqueFd> fd, std::uint64_t offset,
+                                  std::uint64_t length) {
+  FillRequest request = PlanRange(file, fd->get(), offset, length);
+  if (!write_ahead_async_ || request.end == request.demand_end) return Fill(request);
+  FillRequest ahead = request;
+  ahead.first = request.demand_end;
+  request.end = request.demand_end;
+  FillResult result = Fill(request);
+  if (!stopping() && !file->closed()) {
+    pool_->Submit(TaskPriority::kDemand,
+                  [this, ahead = std::move(ahead), fd = std::move(fd)] { Fill(ahead); });
+  }
+  return result;
+}
+
+FillRequest CacheFiller::PlanRange(const std::shared_ptr<CacheFile>& file, int fd,
+                                   std::uint64_t offset, std::uint64_t length) {
   const BlobMap& map = file->map();
   FillRequest request;
   request.file = file;
@@ -159,7 +181,7 @@ FillResult CacheFiller::FillRange(const std::shared_ptr<CacheFile>& file, int fd
   request.end = stopping() || base == 0 ? request.demand_end
                                         : file->NextWindow(request.first, request.demand_end, base,
                                                            base * kWindowGrowth);
-  return Fill(request);
+  return request;
 }
 
 FillResult CacheFiller::Fill(const FillRequest& request) {

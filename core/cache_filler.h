@@ -56,6 +56,13 @@ struct CacheFillerOptions {
   // Bytes of decompressed chunks kept for reuse across files (LRU). 0 disables.
   std::uint64_t chunk_cache_bytes = 256ull << 20;
 
+  // Answer after the demanded chunks; the window goes on in a task of its own (demand
+  // priority). For a source far away (a registry), whose window costs round trips the
+  // reader should not wait for: a later READ of a chunk still in the window waits for its
+  // writer (CacheFile claims) and the source's single flight instead of fetching it again.
+  // Default false: a local store writes the window first (docs/engine-measurements.md).
+  bool write_ahead_async = false;
+
   Status Validate() const;
 };
 
@@ -96,6 +103,10 @@ class CacheFiller {
   // write-ahead window after them.
   FillResult FillRange(const std::shared_ptr<CacheFile>& file, int fd, std::uint64_t offset,
                        std::uint64_t length);
+  // The same with a shared fd: with write_ahead_async the window is written after this
+  // returns, by a task that keeps `fd` open.
+  FillResult FillRange(const std::shared_ptr<CacheFile>& file, std::shared_ptr<const UniqueFd> fd,
+                       std::uint64_t offset, std::uint64_t length);
 
   // Writes every chunk of `file` through `fd` in the background, yielding to demand.
   // Abandoned when the file is closed (Close) or the filler stops.
@@ -119,6 +130,9 @@ class CacheFiller {
   class Batch;
   struct GroupJob;
 
+  // The chunks covering [offset, offset + length) and the write-ahead window after them.
+  FillRequest PlanRange(const std::shared_ptr<CacheFile>& file, int fd, std::uint64_t offset,
+                        std::uint64_t length);
   void RunGroups(GroupJob& job);
   // One group on this thread; appends the demanded chunks it could not write to `failed`.
   void WriteGroup(const FillRequest& request, std::size_t begin, std::size_t end, bool use_cache,
@@ -136,6 +150,7 @@ class CacheFiller {
   EngineStats* const stats_;
   TaskPool* const pool_;
   std::atomic<std::uint64_t> write_ahead_bytes_;
+  const bool write_ahead_async_;
   ChunkCache cache_;
   std::atomic<bool> stopping_{false};
 

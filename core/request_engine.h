@@ -69,6 +69,10 @@ struct EngineOptions {
   // Bytes of decompressed chunks kept for reuse across objects (LRU). 0 disables.
   std::uint64_t chunk_cache_bytes = CacheFillerOptions{}.chunk_cache_bytes;
 
+  // Answer READs once their own chunks are written; the write-ahead window follows in a
+  // task of its own (CacheFillerOptions::write_ahead_async; for a far-away source).
+  bool write_ahead_async = false;
+
   // At OPEN, write the whole blob into the cache file in the background, one chunk at a
   // time, pausing while demand READs are in flight.
   bool prefetch_on_open = false;

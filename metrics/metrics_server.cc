@@ -89,11 +89,15 @@ Status ProbeBind(const std::string& text, const ParsedAddress& a) {
 // GET /metrics: every family of the stats, then the process_* metrics.
 class MetricsHandler final : public CivetHandler {
  public:
-  explicit MetricsHandler(std::shared_ptr<PrometheusEngineStats> stats)
-      : stats_(std::move(stats)) {}
+  MetricsHandler(std::shared_ptr<PrometheusEngineStats> stats,
+                 std::vector<std::shared_ptr<prometheus::Collectable>> more)
+      : stats_(std::move(stats)), more_(std::move(more)) {}
 
   bool handleGet(CivetServer* server, mg_connection* conn) override {
     std::vector<prometheus::MetricFamily> families = stats_->Collect();
+    for (const auto& c : more_) {
+      for (auto& f : c->Collect()) families.push_back(std::move(f));
+    }
     for (auto& f : ProcessMetricFamilies()) families.push_back(std::move(f));
     const std::string body = prometheus::TextSerializer().Serialize(families);
     mg_printf(conn,
@@ -108,6 +112,7 @@ class MetricsHandler final : public CivetHandler {
 
  private:
   const std::shared_ptr<PrometheusEngineStats> stats_;
+  const std::vector<std::shared_ptr<prometheus::Collectable>> more_;
 };
 
 }  // namespace
@@ -129,7 +134,8 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const MetricsServerO
   LB_RETURN_IF_ERROR(CheckMetricsListenAddress(options.listen_address));
 
   std::unique_ptr<MetricsServer> server(new MetricsServer());
-  server->handler_ = std::make_unique<MetricsHandler>(options.stats);
+  server->more_ = options.more;
+  server->handler_ = std::make_unique<MetricsHandler>(options.stats, options.more);
   try {
     const std::vector<std::string> civet_options = {
         "listening_ports", options.listen_address, "num_threads",

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "metrics/prometheus_engine_stats.h"
@@ -30,6 +31,8 @@ struct MetricsServerOptions {
   std::string listen_address = "127.0.0.1:9150";
   int num_threads = 2;                           // HTTP worker threads
   std::shared_ptr<PrometheusEngineStats> stats;  // required
+  // More families served on the same endpoint (e.g. PrometheusOriginStats); shared too.
+  std::vector<std::shared_ptr<prometheus::Collectable>> more = {};
 
   Status Validate() const;
 };
@@ -56,6 +59,7 @@ class MetricsServer {
   MetricsServer() = default;
 
   std::shared_ptr<PrometheusEngineStats> stats_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> more_;
   std::unique_ptr<CivetHandler> handler_;  // outlives server_ (destroyed after it)
   std::unique_ptr<CivetServer> server_;
   int port_ = 0;

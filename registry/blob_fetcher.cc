@@ -90,7 +90,8 @@ std::vector<RangeRequest> BlobFetcher::Plan(const RemoteBlobMap& map,
 }
 
 Status BlobFetcher::Fetch(const RemoteBlob& blob, const RangeRequest& request,
-                          const FetchedChunkFn& on_chunk, FetchStats* stats) const {
+                          const FetchedChunkFn& on_chunk, FetchStats* stats,
+                          const RejectedChunkFn& on_rejected) const {
   const RemoteBlobMap& m = blob.map;
   if (request.bundle >= m.bundles.size()) return InvalidArgument("Fetch: bad bundle index");
   const std::string& digest = m.bundles[request.bundle].digest;
@@ -102,6 +103,7 @@ Status BlobFetcher::Fetch(const RemoteBlob& blob, const RangeRequest& request,
     if (range.range_ignored) ++stats->range_ignored;
   }
   thread_local std::vector<std::byte> raw;
+  Status first_rejected;
   for (std::size_t i : request.chunks) {
     const RemoteChunk& c = m.chunks[i];
     if (c.bundle != request.bundle || c.offset < request.offset ||
@@ -116,13 +118,17 @@ Status BlobFetcher::Fetch(const RemoteBlob& blob, const RangeRequest& request,
     const auto* begin = range.bytes.data() + (c.offset - request.offset);
     s.payload.assign(begin, begin + c.stored_len);
     if (Status v = ChunkStore::VerifyStoredChunk(s, &raw); !v.ok()) {
-      return Corruption("blob '" + m.info.id + "': " + v.message() + " (bundle " + digest +
-                        " at offset " + std::to_string(c.offset) + "); refused");
+      Status refused = Corruption("blob '" + m.info.id + "': " + v.message() + " (bundle " +
+                                  digest + " at offset " + std::to_string(c.offset) + "); refused");
+      if (!on_rejected) return refused;
+      on_rejected(i, refused);
+      if (first_rejected.ok()) first_rejected = refused;
+      continue;
     }
     LB_RETURN_IF_ERROR(on_chunk(i, std::move(s), raw));
     if (stats != nullptr) ++stats->chunks;
   }
-  return Status::Ok();
+  return first_rejected;
 }
 
 }  // namespace lazyblob

@@ -65,6 +65,10 @@ struct FetchStats {
 using FetchedChunkFn =
     std::function<Status(std::size_t index, StoredChunk chunk, std::span<const std::byte> raw)>;
 
+// Called for a chunk that failed verification (kCorruption naming it), when Fetch was
+// asked to go on past such chunks.
+using RejectedChunkFn = std::function<void(std::size_t index, const Status& why)>;
+
 class BlobFetcher {
  public:
   explicit BlobFetcher(RegistryClient* client) : client_(client) {}
@@ -83,8 +87,11 @@ class BlobFetcher {
   // Performs one planned request and hands each verified chunk to `on_chunk`. Stops at
   // the first chunk that fails verification (kCorruption naming the chunk and the
   // bundle) or the first error `on_chunk` returns. `stats` (optional) is added to.
+  // With `on_rejected` set, a chunk that fails verification is handed to it instead and
+  // the fetch goes on with the next chunk (so one bad byte costs one chunk, not the whole
+  // request); the first such kCorruption is returned at the end.
   Status Fetch(const RemoteBlob& blob, const RangeRequest& request, const FetchedChunkFn& on_chunk,
-               FetchStats* stats = nullptr) const;
+               FetchStats* stats = nullptr, const RejectedChunkFn& on_rejected = {}) const;
 
   RegistryClient* client() const { return client_; }
 

@@ -17,6 +17,7 @@ TEST_PKGS=(
   python3 xz-utils python3-matplotlib docker-registry apache2-utils openssl
   # systemd-analyze (verify of the installed unit) and man (the generated man pages).
   systemd man-db
+  strace python3.11  # bench/origin records a python3.11 start (the smoke run too)
 )
 KERNEL_PKGS=(linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves)
 # Only the full benchmarks (bench/run.sh without --smoke) compare against these.

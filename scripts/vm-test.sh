@@ -53,6 +53,12 @@ bins=()
 for b in lazyblob lazyblobd; do
   if [[ -x "$TOOLS/$b" ]]; then bins+=("$TOOLS/$b"); else echo "vm-test: $TOOLS/$b absent: its scenarios will SKIP" >&2; fi
 done
+# The origin scenario runs a real registry inside the guest.
+if command -v docker-registry >/dev/null; then
+  bins+=("$(command -v docker-registry)")
+else
+  echo "vm-test: docker-registry absent: the origin scenario will SKIP" >&2
+fi
 "$ROOT/tests/e2e/build-initramfs.sh" "$OUT" "${bins[@]}"
 INITRD="$OUT/initramfs.cpio"
 if [[ -n "$EXTRA_CPIO" ]]; then

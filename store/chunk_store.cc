@@ -303,11 +303,12 @@ Status ChunkStore::ReadChunk(const ChunkExtent& extent, std::span<std::byte> out
                       std::to_string(extent.length));
   }
   Status s = impl_->packs->ReadChunk(extent.key, *loc, out, false, timings);
-  if (s.code() == StatusCode::kNotFound && impl_->writer == nullptr) {
-    // gc moved the chunk to a new pack since we last caught up.
+  if (s.code() == StatusCode::kNotFound) {
+    // gc (another process, for a reader) or EvictPacks (this one, for a writer) moved the
+    // chunk to a new pack since it was located.
     ChunkReadStopwatch retry(timings);
     impl_->packs->Forget(loc->pack_id);
-    Status caught_up = impl_->index->CatchUp();
+    Status caught_up = impl_->writer == nullptr ? impl_->index->CatchUp() : Status::Ok();
     if (caught_up.ok()) loc = impl_->Locate(extent.key, false);
     retry.Lap(&ChunkReadTimings::lookup);
     LB_RETURN_IF_ERROR(caught_up);
@@ -389,6 +390,11 @@ Result<VerifyReport> ChunkStore::Verify(std::optional<std::string> blob_id,
 Status ChunkStore::Remove(std::string_view blob_id) { return impl_->Remove(blob_id); }
 Result<GcResult> ChunkStore::Gc(bool dry_run) { return impl_->Gc(dry_run); }
 Status ChunkStore::CatchUp() { return impl_->index->CatchUp(); }
+
+Result<bool> ChunkStore::HasChunk(const ChunkKey& key) {
+  LB_ASSIGN_OR_RETURN(auto loc, impl_->index->GetChunk(key));
+  return loc.has_value();
+}
 const std::string& ChunkStore::path() const { return impl_->options.path; }
 bool ChunkStore::writable() const { return impl_->writer != nullptr; }
 ChunkerOptions ChunkStore::default_chunker() const { return impl_->meta.default_chunker; }

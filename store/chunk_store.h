@@ -172,6 +172,17 @@ struct GcResult {
   std::uint64_t packs_deleted = 0;    // packs removed (rewritten ones included)
 };
 
+// Says whether a chunk must stay (EvictPacks: pinned by a reader).
+using KeepChunkFn = std::function<bool(const ChunkKey& key)>;
+
+struct EvictResult {
+  std::uint64_t packs_evicted = 0;   // packs deleted
+  std::uint64_t chunks_evicted = 0;  // chunks dropped from the store
+  std::uint64_t evicted_bytes = 0;   // their record bytes
+  std::uint64_t chunks_kept = 0;     // chunks of those packs carried forward (pinned, in use)
+  std::uint64_t pack_bytes = 0;      // pack file bytes afterwards
+};
+
 struct RebuildReport {
   std::uint64_t packs_scanned = 0;
   std::uint64_t chunks = 0;
@@ -271,6 +282,20 @@ class ChunkStore final : public ChunkSource {
   // Writer only. Rewrites packs holding unreferenced chunks and deletes the old ones.
   // kBusy while any daemon holds the SERVING lock (unless dry_run).
   Result<GcResult> Gc(bool dry_run);
+
+  // Writer only. For a store used as a bounded cache of chunks fetched from elsewhere
+  // (lazyblobd's origin cache, registry/FORMAT.md): deletes whole packs, oldest (lowest
+  // id) first, until the pack files add up to at most `target_bytes`. Chunks of those packs
+  // that `pinned` says must stay, chunks a blob map references and live manifests are
+  // copied forward into a new pack first, so they are never lost; the others leave the
+  // store. Crash safe like Gc (one index batch). `pinned` is called under the writer lock.
+  Result<EvictResult> EvictPacks(std::uint64_t target_bytes, const KeepChunkFn& pinned);
+
+  // Sum of the pack files' sizes (a directory listing and a stat per pack).
+  Result<std::uint64_t> PackBytes();
+
+  // Whether the index holds `key` (no catch-up with a writer: cheap, may lag behind it).
+  Result<bool> HasChunk(const ChunkKey& key);
 
   // Reader only: picks up the writer's latest commits now (also done on misses).
   Status CatchUp();

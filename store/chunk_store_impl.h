@@ -8,12 +8,20 @@
 #ifndef LAZYBLOB_STORE_CHUNK_STORE_IMPL_H_
 #define LAZYBLOB_STORE_CHUNK_STORE_IMPL_H_
 
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "core/unique_fd.h"
 #include "store/chunk_store.h"
+#include "store/pack_scanner.h"
 #include "store/pack_set.h"
 #include "store/pack_writer.h"
 #include "store/store_index.h"
@@ -51,6 +59,40 @@ class ChunkStore::Impl {
   Status Export(std::string_view blob_id, int out_fd);
   Status Remove(std::string_view blob_id);
   Result<GcResult> Gc(bool dry_run);
+  Result<EvictResult> EvictPacks(std::uint64_t target_bytes, const KeepChunkFn& pinned);
+
+  // Gc's and EvictPacks' machinery (chunk_store_gc.cc); the caller holds writer_mu. Copies
+  // the records of `pack_ids` that stay (chunks `keep` says yes to and that the index
+  // places there, the manifests in `live_manifests`, tombstones of ids not live) into a
+  // new pack, syncs it, commits one batch repointing them, deleting the other chunks'
+  // entries and forgetting the old packs, then unlinks those (FORMAT.md "Write order").
+  // kCorruption, nothing changed, when a record that stays could not be read: dropping its
+  // pack would turn a damaged chunk or manifest into a missing one.
+  using LiveManifests = std::map<std::pair<std::uint32_t, std::uint64_t>, std::string>;
+  struct RewriteOutcome {
+    std::uint64_t old_bytes = 0;  // file sizes of the rewritten packs
+    std::uint64_t new_bytes = 0;  // bytes copied forward
+    std::uint64_t chunks_kept = 0, chunks_dropped = 0, dropped_bytes = 0;
+  };
+  Result<RewriteOutcome> RewritePacks(const std::vector<std::uint32_t>& pack_ids,
+                                      const KeepChunkFn& keep, const LiveManifests& live_manifests);
+  // What RewritePacks copied of one pack.
+  struct Copied {
+    std::unordered_set<ChunkKey, ChunkKeyHash> chunks;
+    std::set<std::uint64_t> manifest_offsets;
+  };
+  Status CopyRecordForward(std::uint32_t pack, const ScannedRecord& record, const KeepChunkFn& keep,
+                           const LiveManifests& live_manifests, StoreIndex::Batch& batch,
+                           RewriteOutcome& out, Copied& copied);
+  // kCorruption unless every record of `pack` that stays was copied; stages the deletion
+  // of the chunk entries that go (by the index, not by what the scan could read).
+  Status FinishPack(std::uint32_t pack,
+                    const std::vector<std::pair<ChunkKey, ChunkLocation>>& indexed,
+                    const KeepChunkFn& keep, const LiveManifests& live_manifests,
+                    const Copied& copied, const std::vector<std::string>& problems,
+                    StoreIndex::Batch& batch, RewriteOutcome& out);
+  // The live blobs' manifest records, for RewritePacks.
+  Result<LiveManifests> LiveManifestRecords();
 };
 
 // Rebuilds <store>/index from the packs (chunk_store_rebuild.cc). The caller holds the

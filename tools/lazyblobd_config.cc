@@ -14,7 +14,9 @@
 namespace lazyblob {
 
 Status DaemonConfig::Validate() const {
-  if (store_dir.empty()) return InvalidArgument("--store must not be empty");
+  if (store_dir.empty() && !origin.enabled()) {
+    return InvalidArgument("--store must not be empty (it is optional only with --origin)");
+  }
   if (sim_socket.empty() && cache_dir.empty()) {
     return InvalidArgument(
         "--cache-dir is required (the cachefiles cache directory, on ext4 or xfs)");
@@ -29,6 +31,7 @@ Status DaemonConfig::Validate() const {
     return InvalidArgument(
         "--sim-socket simulates cachefiles: it needs --frontend cachefiles or auto");
   }
+  LB_RETURN_IF_ERROR(origin.Validate());
   if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error" &&
       log_level != "off") {
     return InvalidArgument("--log-level must be debug, info, warn, error or off, not '" +
@@ -49,6 +52,8 @@ EngineOptions DaemonConfig::engine() const {
   eo.write_ahead_bytes = write_ahead_bytes;
   eo.chunk_cache_bytes = chunk_cache_bytes;
   eo.prefetch_on_open = prefetch_on_open;
+  // A registry's window costs round trips: answer first, write it after.
+  eo.write_ahead_async = origin.enabled();
   return eo;
 }
 
@@ -61,7 +66,7 @@ namespace {
 
 // ---- the config file --------------------------------------------------------------------
 
-enum class Kind { kString, kInt, kBool, kSize };
+enum class Kind { kString, kInt, kBool, kSize, kSeconds };
 
 struct KeySpec {
   Kind kind;
@@ -81,6 +86,18 @@ const std::map<std::string, KeySpec>& Keys() {
   };
   auto boolean = [](bool C::*field) {
     return [field](C& c, const toml::node& n) { c.*field = *n.value<bool>(); };
+  };
+  auto origin_str = [](std::string OriginConfig::*field) {
+    return [field](C& c, const toml::node& n) { c.origin.*field = *n.value<std::string>(); };
+  };
+  auto origin_size = [](std::uint64_t OriginConfig::*field) {
+    return [field](C& c, const toml::node& n) {
+      if (auto s = n.value<std::string>()) {
+        c.origin.*field = *ParseByteSize(*s);
+      } else {
+        c.origin.*field = static_cast<std::uint64_t>(*n.value<std::int64_t>());
+      }
+    };
   };
   // Sizes are checked by Check() first; here they are known to parse.
   auto size = [](std::uint64_t C::*field) {
@@ -110,6 +127,24 @@ const std::map<std::string, KeySpec>& Keys() {
       {"stop_timeout", {Kind::kInt, "--stop-timeout", integer(&C::stop_timeout_s)}},
       {"frontend", {Kind::kString, "--frontend", str(&C::frontend)}},
       {"control_socket", {Kind::kString, "--control-socket", str(&C::control_socket)}},
+      // The [origin] table (tools/lazyblobd_origin_config.h), as dotted keys.
+      {"origin.registry", {Kind::kString, "--origin", origin_str(&OriginConfig::registry)}},
+      {"origin.cache_dir", {Kind::kString, "--origin-cache", origin_str(&OriginConfig::cache_dir)}},
+      {"origin.auth_file",
+       {Kind::kString, "--origin-auth-file", origin_str(&OriginConfig::auth_file)}},
+      {"origin.ca_file", {Kind::kString, "--origin-ca-file", origin_str(&OriginConfig::ca_file)}},
+      {"origin.timeout",
+       {Kind::kSeconds, "--origin-timeout",
+        [](C& c, const toml::node& n) { c.origin.timeout_s = *n.value<double>(); }}},
+      {"origin.retries",
+       {Kind::kInt, "--origin-retries",
+        [](C& c, const toml::node& n) {
+          c.origin.retries = static_cast<int>(*n.value<std::int64_t>());
+        }}},
+      {"origin.max_request",
+       {Kind::kSize, "--origin-max-request", origin_size(&OriginConfig::max_request_bytes)}},
+      {"origin.cache_size",
+       {Kind::kSize, "--origin-cache-size", origin_size(&OriginConfig::cache_bytes)}},
   };
   return keys;
 }
@@ -128,6 +163,8 @@ const char* KindName(Kind k) {
       return "true or false";
     case Kind::kSize:
       return "a size (\"64M\" or a byte count)";
+    case Kind::kSeconds:
+      return "a number of seconds";
   }
   return "?";
 }
@@ -196,6 +233,9 @@ std::string CheckValue(const std::string& key, Kind k, const toml::node& n) {
       if (*n.value<std::int64_t>() < 0) return "'" + key + "' must not be negative";
       if (*n.value<std::int64_t>() > 1'000'000) return "'" + key + "' is too large";
       return "";
+    case Kind::kSeconds:
+      if (!n.is_number()) return want;
+      return *n.value<double>() < 0 ? "'" + key + "' must not be negative" : "";
     case Kind::kSize:
       if (n.is_integer()) {
         return *n.value<std::int64_t>() < 0 ? "'" + key + "' must not be negative" : "";
@@ -213,7 +253,7 @@ std::string CheckValue(const std::string& key, Kind k, const toml::node& n) {
 // "FILE:LINE:COL: problem" per problem; nothing is applied when there is any.
 std::vector<std::string> ApplyConfigFile(const std::string& path,
                                          const std::function<bool(const char*)>& given,
-                                         DaemonConfig* c) {
+                                         DaemonConfig* c, bool* store_given = nullptr) {
   toml::table t;
   try {
     t = toml::parse_file(path);
@@ -221,10 +261,28 @@ std::vector<std::string> ApplyConfigFile(const std::string& path,
     if (e.source().begin.line == 0) return {path + ": " + std::string(e.description())};
     return {Where(path, e.source()) + ": " + std::string(e.description())};
   }
+  // Every key, the [origin] table's as "origin.KEY", with where it stands.
+  struct Entry {
+    std::string name;
+    const toml::key* key;
+    const toml::node* node;
+  };
+  std::vector<Entry> entries;
+  for (auto&& [key, node] : t) {
+    if (key.str() == "origin" && node.is_table()) {
+      for (auto&& [sub, value] : *node.as_table()) {
+        entries.push_back({"origin." + std::string(sub.str()), &sub, &value});
+      }
+    } else {
+      entries.push_back({std::string(key.str()), &key, &node});
+    }
+  }
   // Keyed by position, so the problems come out in file order.
   std::map<std::pair<std::uint32_t, std::uint32_t>, std::string> found;
-  for (auto&& [key, node] : t) {
-    const std::string name(key.str());
+  for (const Entry& e : entries) {
+    const std::string& name = e.name;
+    const toml::key& key = *e.key;
+    const toml::node& node = *e.node;
     auto it = Keys().find(name);
     const toml::source_region& at = it == Keys().end() ? key.source() : node.source();
     std::string problem =
@@ -236,9 +294,10 @@ std::vector<std::string> ApplyConfigFile(const std::string& path,
   std::vector<std::string> problems;
   for (auto& [pos, problem] : found) problems.push_back(std::move(problem));
   if (!problems.empty()) return problems;
-  for (auto&& [key, node] : t) {
-    const KeySpec& spec = Keys().at(std::string(key.str()));
-    if (!given(spec.flag)) spec.apply(*c, node);
+  for (const Entry& e : entries) {
+    const KeySpec& spec = Keys().at(e.name);
+    if (e.name == "store" && store_given != nullptr) *store_given = true;
+    if (!given(spec.flag)) spec.apply(*c, *e.node);
   }
   return {};
 }
@@ -260,6 +319,11 @@ Mounting a blob (its id in the store is the EROFS fsid):
   lazyblobd --store /var/lib/lazyblob --cache-dir /var/cache/lazyblob/fscache &
   mount -t erofs none -o fsid=myimage /mnt                  # cachefiles
   lazyblob mount myimage /mnt                               # fanotify
+
+Serving from a registry (what `lazyblob push` published; only fetched ranges are sent):
+  lazyblobd --origin registry.example.com/lazy --origin-cache /var/lib/lazyblob/origin \
+            --cache-dir /var/cache/lazyblob/fscache
+  mount -t erofs none -o fsid=app-v1 /mnt
 
 Front ends (--frontend): cachefiles serves the kernel's cachefiles on-demand mode; fanotify
 keeps one sparse file per blob in the cache dir (ext4/xfs/btrfs, not tmpfs), fills it on
@@ -339,6 +403,8 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
   std::string chunk_cache = std::to_string(c.chunk_cache_bytes);
   bool no_supervisor = false;
   AddOptions(app, c, write_ahead, chunk_cache, no_supervisor);
+  OriginFlagText origin_text;
+  AddOriginFlags(app, &c.origin, &origin_text);
   const auto fail = [&](const std::string& message) {
     std::fprintf(stderr, "lazyblobd: %s\n", message.c_str());
     out.exit_code = 2;
@@ -363,12 +429,16 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
     if (!v.ok()) return fail("--chunk-cache: " + v.status().message());
     c.chunk_cache_bytes = *v;
   }
+  if (Status o = FinishOriginFlags(app, origin_text, &c.origin); !o.ok()) {
+    return fail(o.message());
+  }
   if (no_supervisor) c.supervisor = false;
   GivenAsFlags().log_level = app.count("--log-level") != 0;
   GivenAsFlags().write_ahead = app.count("--write-ahead") != 0;
+  bool store_given = app.count("--store") != 0;
   if (!c.config_file.empty()) {
     const auto given = [&](const char* flag) { return app.count(flag) != 0; };
-    std::vector<std::string> problems = ApplyConfigFile(c.config_file, given, &c);
+    std::vector<std::string> problems = ApplyConfigFile(c.config_file, given, &c, &store_given);
     if (!problems.empty()) {
       for (std::size_t i = 0; i + 1 < problems.size(); ++i) {
         std::fprintf(stderr, "lazyblobd: %s\n", problems[i].c_str());
@@ -376,6 +446,8 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
       return fail(problems.back());
     }
   }
+  // With an origin, a node may have no store of its own: the default one is not assumed.
+  if (c.origin.enabled() && !store_given) c.store_dir.clear();
   if (Status s = c.Validate(); !s.ok()) return fail(s.message());
   return out;
 }

@@ -16,6 +16,7 @@
 
 #include "core/request_engine.h"
 #include "core/status.h"
+#include "tools/lazyblobd_origin_config.h"
 
 namespace lazyblob {
 
@@ -23,7 +24,8 @@ namespace lazyblob {
 inline constexpr const char* kDefaultDaemonStore = "/var/lib/lazyblob";
 
 struct DaemonConfig {
-  std::string store_dir = kDefaultDaemonStore;  // --store
+  // --store; empty after parsing only for an origin-only node (--origin, no --store).
+  std::string store_dir = kDefaultDaemonStore;
   std::string cache_dir;                        // --cache-dir (required with a device)
   std::string device_path = "/dev/cachefiles";  // --device
   std::string sim_socket;   // hidden --sim-socket: a KernelSimulator instead (tests only)
@@ -43,6 +45,7 @@ struct DaemonConfig {
   std::string frontend = "auto";    // --frontend: cachefiles, fanotify or auto
   std::string control_socket = "/run/lazyblob/control.sock";  // --control-socket (fanotify)
   bool keep_marks = false;  // hidden --fanotify-keep-marks: measure what marks cost
+  OriginConfig origin;      // --origin*, [origin]: serve what the store lacks from a registry
 
   // Checks every setting, the engine's own limits included (write-ahead at most 1 GiB...),
   // the same way at start and on SIGHUP.

@@ -93,7 +93,7 @@ Status CheckCachefilesDevice(const std::string& path, const std::string& sysfs_d
 
 Status Preflight(const DaemonConfig& c) {
   LB_RETURN_IF_ERROR(c.Validate());
-  {
+  if (!c.store_dir.empty()) {  // empty: an --origin node that serves from its origin cache only
     struct stat st {};
     if (::stat(c.store_dir.c_str(), &st) != 0) {
       const int err = errno;

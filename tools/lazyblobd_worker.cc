@@ -16,6 +16,7 @@
 #include "store/chunk_store.h"
 #include "tools/lazyblobd_fanotify.h"
 #include "tools/lazyblobd_logging.h"
+#include "tools/lazyblobd_origin.h"
 #include "tools/store_gauges_from_stats.h"
 #include "transport/cachefiles_device.h"
 #include "transport/sim_device.h"
@@ -34,8 +35,9 @@ Result<std::unique_ptr<CacheDevice>> AdoptDevice(const DaemonConfig& config, Uni
 
 // Store gauges come from a full index scan (store/ChunkStore::Stats), so they are taken
 // once the engine serves and again on SIGHUP, never on the request path.
-void PublishStoreGauges(ChunkStore& store, PrometheusEngineStats& stats) {
-  auto s = store.Stats();
+void PublishStoreGauges(ChunkStore* store, PrometheusEngineStats& stats) {
+  if (store == nullptr) return;
+  auto s = store->Stats();
   if (!s.ok()) {
     spdlog::warn("store gauges not updated: {}", s.status().ToString());
     return;
@@ -46,15 +48,31 @@ void PublishStoreGauges(ChunkStore& store, PrometheusEngineStats& stats) {
 }  // namespace
 
 int RunWorker(DaemonConfig config, WorkerLaunch launch) {
-  ChunkStoreOptions store_options;
-  store_options.path = config.store_dir;
-  store_options.hold_serving_lock = true;
-  auto store_or = ChunkStore::Open(store_options);
-  if (!store_or.ok()) {
-    spdlog::error("opening store {}: {}", config.store_dir, store_or.status().ToString());
-    return kExitFailure;
+  std::shared_ptr<ChunkStore> store;  // null: an origin-only node
+  if (!config.store_dir.empty()) {
+    ChunkStoreOptions store_options;
+    store_options.path = config.store_dir;
+    store_options.hold_serving_lock = true;
+    auto store_or = ChunkStore::Open(store_options);
+    if (!store_or.ok()) {
+      spdlog::error("opening store {}: {}", config.store_dir, store_or.status().ToString());
+      return kExitFailure;
+    }
+    store = std::move(*store_or);
   }
-  std::shared_ptr<ChunkStore> store = std::move(*store_or);
+  std::unique_ptr<OriginServing> origin;
+  if (config.origin.enabled()) {
+    auto origin_or = StartOrigin(config.origin, store.get());
+    if (!origin_or.ok()) {
+      spdlog::error("origin {}: {}", config.origin.registry, origin_or.status().ToString());
+      return kExitFailure;
+    }
+    origin = std::move(*origin_or);
+    spdlog::info("origin {}: fetched chunks kept in {} (at most {} bytes)", config.origin.registry,
+                 config.origin.cache_dir, config.origin.cache_bytes);
+  }
+  ChunkSource* source = origin != nullptr ? static_cast<ChunkSource*>(origin->source.get())
+                                          : static_cast<ChunkSource*>(store.get());
 
   PrometheusEngineStatsOptions so;
   so.per_blob_gauge = config.metrics_blob_series > 0;
@@ -71,6 +89,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
     MetricsServerOptions mo;
     mo.listen_address = config.metrics_listen;
     mo.stats = stats;
+    if (origin != nullptr) mo.more.push_back(origin->stats);
     auto m = MetricsServer::Start(mo);
     if (!m.ok()) {
       spdlog::error("metrics endpoint: {}", m.status().ToString());
@@ -88,7 +107,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
         return std::nullopt;
       }
       ApplyLogLevel(config.log_level);
-      PublishStoreGauges(*store, *stats);
+      PublishStoreGauges(store.get(), *stats);
       spdlog::info("SIGHUP: log level {}, write-ahead {} bytes", config.log_level,
                    config.write_ahead_bytes);
       return config.write_ahead_bytes;
@@ -96,9 +115,9 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
     auto ready = std::move(launch.on_ready);
     launch.on_ready = [&, ready] {
       if (ready) ready();
-      PublishStoreGauges(*store, *stats);
+      PublishStoreGauges(store.get(), *stats);
     };
-    return RunFanotifyWorker(config, launch, store.get(), stats.get(), reload);
+    return RunFanotifyWorker(config, launch, source, stats.get(), reload);
   }
   auto device_or = AdoptDevice(config, std::move(launch.device_fd));
   if (!device_or.ok()) {
@@ -109,7 +128,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   for (int i = 0; i < launch.restart_count; ++i) stats->WorkerRestart();
   EngineOptions eo = config.engine();
   eo.restore_on_start = launch.restore;
-  auto engine_or = RequestEngine::Start(eo, device.get(), store.get(), stats.get());
+  auto engine_or = RequestEngine::Start(eo, device.get(), source, stats.get());
   if (!engine_or.ok()) {
     spdlog::error("engine: {}", engine_or.status().ToString());
     // Bad options are a usage error; a failed restore is the device's.
@@ -121,7 +140,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
                config.store_dir, eo.ResolvedWorkerThreads(), eo.write_ahead_bytes,
                eo.chunk_cache_bytes);
   if (launch.on_ready) launch.on_ready();
-  PublishStoreGauges(*store, *stats);
+  PublishStoreGauges(store.get(), *stats);
 
   sigset_t set;
   sigemptyset(&set);
@@ -156,7 +175,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
       }
       ApplyLogLevel(config.log_level);
       engine->set_write_ahead_bytes(config.write_ahead_bytes);
-      PublishStoreGauges(*store, *stats);
+      PublishStoreGauges(store.get(), *stats);
       spdlog::info("SIGHUP: log level {}, write-ahead {} bytes, store gauges refreshed",
                    config.log_level, config.write_ahead_bytes);
       continue;
@@ -169,6 +188,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   }
   engine->Stop();
   engine.reset();
+  origin.reset();  // commits the fetched chunks still queued
   spdlog::info("worker exits ({})", code);
   return code;
 }

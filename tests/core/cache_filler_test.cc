@@ -107,6 +107,25 @@ TEST_F(CacheFillerTest, FillRangeCoversTheRangeAndRampsTheWindowForSequentialRea
   EXPECT_FALSE(ChunkPresent(43));
 }
 
+// write_ahead_async (a registry origin): the demanded chunk is written when FillRange
+// returns; the window follows in a task that keeps the fd open; a READ of a window chunk
+// meanwhile waits for it instead of loading it again.
+TEST_F(CacheFillerTest, AsyncWriteAheadWritesTheWindowAfterAnsweringAndOnlyOnce) {
+  const auto keys = MakeBlob(32);
+  CacheFillerOptions o;
+  o.write_ahead_bytes = 8 * k64K;
+  o.write_ahead_async = true;
+  MakeFiller(o);
+  std::shared_ptr<const UniqueFd> fd = fd_;
+  EXPECT_TRUE(filler_->FillRange(file_, std::move(fd), 0, 4096).ok());
+  ExpectChunkServed(0);
+  EXPECT_TRUE(filler_->FillRange(file_, fd_, 5 * k64K, 4096).ok());  // inside the window
+  ExpectChunkServed(5);
+  pool_.WaitIdle();
+  for (std::size_t i = 0; i <= 8; ++i) ExpectChunkServed(i);
+  for (std::size_t i = 0; i < keys.size(); ++i) EXPECT_LE(source_.reads(keys[i]), 1) << i;
+}
+
 TEST_F(CacheFillerTest, EachGroupIsAnnouncedToTheSourceBeforeItIsRead) {
   const auto keys = MakeBlob(20);
   ASSERT_TRUE(filler_->Fill(Request(0, 20, 20)).ok());

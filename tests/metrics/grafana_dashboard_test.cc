@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "metrics/prometheus_engine_stats.h"
+#include "metrics/prometheus_origin_stats.h"
 #include "tests/metrics/exposition.h"
 
 namespace lazyblob {
@@ -40,7 +41,12 @@ std::set<std::string> ExportedFamilies() {
   auto stats = std::move(PrometheusEngineStats::Open({})).value();
   stats->OpenObjects(+1, "blob");
   stats->SetStoreGauges({});
-  return testing::DeclaredFamilies(stats->TextExposition());
+  std::set<std::string> families = testing::DeclaredFamilies(stats->TextExposition());
+  // A daemon with --origin also serves the lazyblob_origin_* families.
+  for (const std::string& f : testing::DeclaredFamilies(PrometheusOriginStats().TextExposition())) {
+    families.insert(f);
+  }
+  return families;
 }
 
 // Every lazyblob_* identifier in a PromQL expression. (No std::regex: g++ 12 reports a

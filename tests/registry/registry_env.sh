@@ -19,6 +19,9 @@
 #   LB_PROXY_FLAKY      HOST:PORT  -> LB_REG_PLAIN, every other request answered 503
 #   LB_PROXY_BEARER     HOST:PORT  -> LB_REG_PLAIN behind the Bearer token flow; the
 #                       token service takes the credentials in LB_REG_AUTH_FILE
+#   LB_PROXY_SWITCH     HOST:PORT  -> LB_REG_PLAIN while the file LB_PROXY_SWITCH_DOWN does
+#                       not exist; while it does, connections are closed unanswered (a
+#                       stopped registry), or never answered if the file holds "hang"
 #   LB_REG_DOWN         HOST:PORT  nothing listens there
 #   LB_PROXY_SLOW       HOST:PORT  -> LB_REG_PLAIN with REGISTRY_ENV_SLOW_RTT_MS (default 0)
 #                       of round trip and REGISTRY_ENV_SLOW_MBIT (default 16) of bandwidth
@@ -166,13 +169,15 @@ start_proxy strip-range "$LB_REG_PLAIN" && LB_PROXY_NORANGE=$ADDR
 start_proxy flip "$LB_REG_PLAIN" && LB_PROXY_FLIP=$ADDR
 start_proxy hang "$LB_REG_PLAIN" && LB_PROXY_HANG=$ADDR
 start_proxy flaky "$LB_REG_PLAIN" && LB_PROXY_FLAKY=$ADDR
+LB_PROXY_SWITCH_DOWN=$TMP/switch.down
+start_proxy switch "$LB_REG_PLAIN" --down-file "$LB_PROXY_SWITCH_DOWN" && LB_PROXY_SWITCH=$ADDR
 LB_REG_DOWN=127.0.0.1:$(free_port)
 start_proxy pass "$LB_REG_PLAIN" --rtt-ms "${REGISTRY_ENV_SLOW_RTT_MS:-0}" \
   --mbit "${REGISTRY_ENV_SLOW_MBIT:-16}"
 LB_PROXY_SLOW=$ADDR
 
 export LB_REG_PLAIN LB_REG_AUTH LB_REG_TLS LB_PROXY_NORANGE LB_PROXY_FLIP LB_PROXY_HANG LB_PROXY_FLAKY \
-  LB_PROXY_BEARER LB_REG_DOWN LB_PROXY_SLOW
+  LB_PROXY_BEARER LB_REG_DOWN LB_PROXY_SLOW LB_PROXY_SWITCH LB_PROXY_SWITCH_DOWN
 export LB_REG_AUTH_FILE=$TMP/auth.json LB_REG_BADAUTH_FILE=$TMP/badauth.json
 export LB_REG_CA=$TMP/tls/ca.pem LB_REG_LOG_PLAIN=$TMP/plain/log LB_REG_TMP=$TMP/scratch
 mkdir -p "$LB_REG_TMP"

@@ -9,6 +9,9 @@ Modes:
   flip        flip one byte in the middle of every 206 (ranged) blob response body
   hang        accept connections and never answer
   flaky       answer every other request with 503 Service Unavailable (clients must retry)
+  switch      forward unchanged while --down-file does not exist; while it does, close each
+              connection without an answer (a stopped registry), or never answer when
+              the file says "hang"
   bearer      demand "Authorization: Bearer <token>"; answer 401 with a Bearer challenge
               naming /token on this proxy, which issues the token for Basic credentials
               --user/--password (the registry token flow)
@@ -98,6 +101,15 @@ class Handler(BaseHTTPRequestHandler):
         if ARGS.mode == "hang":
             time.sleep(3600)
             return
+        if ARGS.mode == "switch" and ARGS.down_file and os.path.exists(ARGS.down_file):
+            with open(ARGS.down_file) as f:
+                hang = f.read().strip() == "hang"
+            note(self.command, False, 0)
+            if hang:
+                time.sleep(3600)
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         if ARGS.mode == "flaky":
@@ -152,11 +164,12 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--upstream", required=True)
     p.add_argument("--mode", default="pass",
-                   choices=["pass", "strip-range", "flip", "hang", "bearer", "flaky"])
+                   choices=["pass", "strip-range", "flip", "hang", "bearer", "flaky", "switch"])
     p.add_argument("--port-file", required=True)
     p.add_argument("--stats-file")
     p.add_argument("--rtt-ms", type=float, default=0)
     p.add_argument("--mbit", type=float, default=0)
+    p.add_argument("--down-file", default="")
     p.add_argument("--user", default="")
     p.add_argument("--password", default="")
     ARGS = p.parse_args()

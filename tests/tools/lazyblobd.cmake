@@ -5,9 +5,10 @@ if(TARGET tools_test AND TARGET lazyblobd)
   target_sources(tools_test PRIVATE ${PROJECT_SOURCE_DIR}/tools/lazyblobd_config.cc
     ${PROJECT_SOURCE_DIR}/tools/lazyblobd_logging.cc
     ${PROJECT_SOURCE_DIR}/tools/lazyblobd_preflight.cc
-    ${PROJECT_SOURCE_DIR}/tools/lazyblobd_keeper.cc)
+    ${PROJECT_SOURCE_DIR}/tools/lazyblobd_keeper.cc
+    ${PROJECT_SOURCE_DIR}/tools/lazyblobd_origin_config.cc)
   target_link_libraries(tools_test PRIVATE lazyblob_tools_common lazyblob_store
-    lazyblob_transport CLI11::CLI11 PkgConfig::TOMLPP spdlog::spdlog fmt::fmt)
+    lazyblob_transport lazyblob_registry CLI11::CLI11 PkgConfig::TOMLPP spdlog::spdlog fmt::fmt)
 endif()
 if(TARGET tools_test)
   target_compile_definitions(tools_test PRIVATE LAZYBLOB_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Runs the origin benchmark's modes (bench/origin/run.sh sets everything up) and writes
+OUT.json, OUT.md and OUT.png. See run.sh for what is measured."""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+BUILD = os.environ["LAZYBLOB_BENCH_BUILD"]
+LAZYBLOB = f"{BUILD}/tools/lazyblob"
+LAZYBLOBD = f"{BUILD}/tools/lazyblobd"
+ORIGIN_BENCH = f"{BUILD}/bench/origin_bench"
+HERE = os.path.dirname(os.path.abspath(__file__))
+TREES = {
+    "corpus": "a Debian bookworm userland from Debian packages (bench/import/packages.txt: "
+              "python3.11, perl, git, curl, systemd, binutils, ... and python's runtime "
+              "libraries)",
+    "host": "the host's python3.11 with its standard library and shared libraries only",
+}
+# Extra lazyblobd flags for every mode (tuning experiments), e.g. "--write-ahead 4M".
+EXTRA = os.environ.get("ORIGIN_BENCH_DAEMON_ARGS", "").split()
+DAEMON = [LAZYBLOBD, "--threads", "8", "--log-level", "warn"] + EXTRA
+
+
+def proxy_stats(path):
+    try:
+        return json.load(open(path))
+    except (OSError, ValueError):
+        return {"requests": 0, "bytes_out": 0}
+
+
+class Proxy:
+    def __init__(self, work, upstream, rtt, mbit):
+        self.stats = f"{work}/proxy-{rtt}-{mbit}.stats"
+        port_file = f"{work}/proxy-{rtt}-{mbit}.port"
+        self.p = subprocess.Popen([sys.executable, f"{HERE}/delay_proxy.py", "--upstream", upstream,
+                                   "--rtt-ms", str(rtt), "--mbit", str(mbit), "--port-file",
+                                   port_file, "--stats-file", self.stats])
+        for _ in range(200):
+            if os.path.exists(port_file) and open(port_file).read():
+                break
+            time.sleep(0.05)
+        self.addr = "127.0.0.1:" + open(port_file).read()
+
+    def counters(self):
+        s = proxy_stats(self.stats)
+        return s["requests"], s["bytes_out"]
+
+    def close(self):
+        self.p.terminate()
+        self.p.wait()
+
+
+def replay(work, image, ranges, daemon_args):
+    out = f"{work}/replay.json"
+    cmd = [ORIGIN_BENCH, "--work", f"{work}/sim", "--image", image, "--id", "python", "--ranges",
+           ranges, "--out", out, "--"] + DAEMON + daemon_args
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return json.load(open(out))
+
+
+def run_modes(a, proxy, rep):
+    registry = f"http://{proxy.addr}/{a.repo}"
+    res = {}
+    # (a) pull the whole image, then read the start set locally.
+    store = f"{a.work}/pull-{rep}"
+    shutil.rmtree(store, ignore_errors=True)
+    r0, b0 = proxy.counters()
+    t0 = time.monotonic()
+    subprocess.run([LAZYBLOB, "--store", store, "pull", "--registry", registry, "python"],
+                   check=True, stdout=subprocess.DEVNULL)
+    pull_s = time.monotonic() - t0
+    r1, b1 = proxy.counters()
+    local = replay(a.work, a.image, a.ranges, ["--store", store])
+    res["pull"] = {"ttfb_s": pull_s + local["ttfb_s"], "total_s": pull_s + local["total_s"],
+                   "pull_s": pull_s, "bytes": b1 - b0, "requests": r1 - r0}
+    shutil.rmtree(store, ignore_errors=True)
+    # (b) lazy from the registry, empty store and origin cache; (c) the same, warm.
+    cache = f"{a.work}/origin-{rep}"
+    shutil.rmtree(cache, ignore_errors=True)
+    for mode in ("lazy", "warm"):
+        r0, b0 = proxy.counters()
+        m = replay(a.work, a.image, a.ranges, ["--origin", registry, "--origin-cache", cache])
+        r1, b1 = proxy.counters()
+        res[mode] = {"ttfb_s": m["ttfb_s"], "total_s": m["total_s"], "bytes": b1 - b0,
+                     "requests": r1 - r0}
+    shutil.rmtree(cache, ignore_errors=True)
+    return res
+
+
+def median_of(runs, mode, key):
+    return statistics.median(r[mode][key] for r in runs)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--work", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--ranges", required=True)
+    p.add_argument("--start-set", required=True)
+    p.add_argument("--tree-kind", default="corpus")
+    p.add_argument("--upstream", required=True)
+    p.add_argument("--repo", required=True)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--settings", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    a = p.parse_args()
+    start = json.load(open(a.start_set))
+    image_bytes = os.path.getsize(a.image)
+    result = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "image_bytes": image_bytes,
+              "start_set": start, "tree": a.tree_kind, "daemon_args": EXTRA, "reps": a.reps, "host": os.uname().nodename,
+              "cpus": os.cpu_count(), "settings": []}
+    for setting in a.settings:
+        rtt, mbit = (float(x) for x in setting.split())
+        proxy = Proxy(a.work, a.upstream, rtt, mbit)
+        runs, loads = [], []
+        try:
+            for rep in range(a.reps):
+                loads.append(os.getloadavg()[0])
+                runs.append(run_modes(a, proxy, rep))
+                print(f"origin bench: {rtt:g} ms / {mbit:g} Mbit/s rep {rep}: " +
+                      ", ".join(f"{m} {runs[-1][m]['total_s']:.3f} s" for m in runs[-1]),
+                      file=sys.stderr)
+        finally:
+            proxy.close()
+        s = {"rtt_ms": rtt, "mbit": mbit, "load_avg_1m": loads, "runs": runs, "median": {}}
+        for mode in ("pull", "lazy", "warm"):
+            s["median"][mode] = {k: median_of(runs, mode, k)
+                                 for k in ("ttfb_s", "total_s", "bytes", "requests")}
+        med = s["median"]
+        s["lazy_over_pull_time"] = med["lazy"]["total_s"] / med["pull"]["total_s"]
+        s["lazy_bytes_over_start_set"] = med["lazy"]["bytes"] / start["range_bytes"]
+        s["lazy_fraction_of_image"] = med["lazy"]["bytes"] / image_bytes
+        s["pull_fraction_of_image"] = med["pull"]["bytes"] / image_bytes
+        result["settings"].append(s)
+    json.dump(result, open(a.out + ".json", "w"), indent=1)
+    write_md(result, a.out + ".md")
+    plot(result, a.out + ".png")
+
+
+def write_md(r, path):
+    st = r["start_set"]
+    lines = [
+        "# Registry origin: a container start, lazy vs full pull",
+        "",
+        f"{r['date']}, host `{r['host']}` ({r['cpus']} CPUs, shared), natively through the kernel "
+        "simulator (the VM is too slow to time). Real docker-registry 2.8 on loopback behind "
+        "bench/origin/delay_proxy.py (RTT per connection and per request, one shared bandwidth "
+        "cap). Image: " + TREES[r["tree"]] + " (EROFS, uncompressed, "
+        f"{r['image_bytes'] / 2**20:.1f} MiB), imported with 64 KiB CDC chunks and pushed with "
+        "`lazyblob push`. Start set: what `python3 -c 'import json, ssl, sqlite3, email'` "
+        f"opens ({st['files_in_image']} files and directories, {st['range_bytes'] / 2**20:.2f} "
+        "MiB: inode blocks, and the pages of each opened file that were in the page cache after "
+        "the run, readahead included; this kernel maps executables and libraries whole), "
+        "replayed in open order, one reader. "
+        f"Medians of {r['reps']} runs; lazyblobd "
+        + (" ".join(r.get("daemon_args", [])) or "defaults (1 MiB write-ahead, 4 MiB coalescing)")
+        + ".",
+        "",
+        "| network | mode | time to first byte (s) | start set (s) | bytes transferred (MiB) "
+        "| requests | load (1 min) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in r["settings"]:
+        net = f"{s['rtt_ms']:g} ms / {s['mbit']:g} Mbit/s"
+        load = "/".join(f"{x:.1f}" for x in s["load_avg_1m"])
+        for mode, label in (("pull", "(a) full pull, then local"), ("lazy", "(b) lazy"),
+                            ("warm", "(c) warm")):
+            m = s["median"][mode]
+            lines.append(f"| {net} | {label} | {m['ttfb_s']:.3f} | {m['total_s']:.3f} | "
+                         f"{m['bytes'] / 2**20:.2f} | {m['requests']:g} | {load} |")
+    lines += ["", "| network | lazy / full-pull time | lazy bytes / start-set bytes "
+              "| lazy bytes / image | pull bytes / image | pull floor (s) | lazy floor (s) |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for s in r["settings"]:
+        med, bw = s["median"], s["mbit"] * 1e6 / 8
+        rtt = s["rtt_ms"] / 1000
+        # Floors: bytes at the link rate (+ one round trip per request for lazy, whose
+        # reader waits for each of its misses in turn; an upper bound on overlap).
+        pull_floor = med["pull"]["bytes"] / bw + rtt
+        lazy_floor = med["lazy"]["bytes"] / bw + rtt
+        lines.append(f"| {s['rtt_ms']:g} ms / {s['mbit']:g} Mbit/s | "
+                     f"{s['lazy_over_pull_time']:.3f} | {s['lazy_bytes_over_start_set']:.2f} | "
+                     f"{s['lazy_fraction_of_image']:.3f} | {s['pull_fraction_of_image']:.3f} | "
+                     f"{pull_floor:.2f} | {lazy_floor:.2f} |")
+    lines += ["", "Floors: the bytes transferred at the link rate plus one round trip; the "
+              "lazy reader also pays a round trip for each miss it waits on (it reads its "
+              "files one after the other), which the floor leaves out."]
+    lines += ["", "Targets (issue 11): lazy start <= 0.25x the full pull at 20 ms / 200 Mbit/s; "
+              "bytes transferred <= 2x the bytes the start set reads.", ""]
+    open(path, "w").write("\n".join(lines))
+
+
+def plot(r, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4))
+    modes = ("pull", "lazy", "warm")
+    width = 0.8 / len(r["settings"])
+    for i, s in enumerate(r["settings"]):
+        xs = [k + i * width for k in range(len(modes))]
+        ax.bar(xs, [s["median"][m]["total_s"] for m in modes], width,
+               label=f"{s['rtt_ms']:g} ms / {s['mbit']:g} Mbit/s")
+    ax.set_xticks([k + width * (len(r["settings"]) - 1) / 2 for k in range(len(modes))])
+    ax.set_xticklabels(["(a) full pull + local", "(b) lazy", "(c) warm"])
+    ax.set_ylabel("container start (s, median)")
+    ax.set_title("python3 start set from an OCI registry")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    main()
