@@ -30,8 +30,9 @@ int main(int argc, char** argv) {
     return lazyblob::kExitUsage;
   }
   if (config.check_config) {
-    const std::string store =
-        config.store_dir.empty() ? "none (origin " + config.origin.registry + " only)" : config.store_dir;
+    const std::string store = config.store_dir.empty()
+                                  ? "none (origin " + config.origin.registry + " only)"
+                                  : config.store_dir;
     std::printf("lazyblobd: configuration OK: store %s, %s, metrics %s\n", store.c_str(),
                 config.sim_socket.empty()
                     ? ("device " + config.device_path + ", cache dir " + config.cache_dir).c_str()

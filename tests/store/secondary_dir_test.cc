@@ -72,8 +72,7 @@ TEST_F(SecondaryDirTest, DefaultDirIsFreshPrivateAndLeftoversOfDeadReadersGo) {
   if (child == 0) std::_Exit(0);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
-  const std::string left =
-      base + "/lazyblob-secondary-" + std::to_string(child) + "-Xk3q9Z";
+  const std::string left = base + "/lazyblob-secondary-" + std::to_string(child) + "-Xk3q9Z";
   ASSERT_EQ(::mkdir(left.c_str(), 0700), 0);
   std::ofstream(left + "/LOG") << "left by a dead reader\n";
 #else

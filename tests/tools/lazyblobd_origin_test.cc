@@ -382,8 +382,9 @@ TEST_F(LazyblobdOrigin, TheOriginCacheIsBoundedByEviction) {
       out.write(reinterpret_cast<const char*>(block.data()), k64K);
     }
   }
-  ASSERT_EQ(Lazyblob("import " + dir_ + "/large.img --id large --force --chunker fixed --avg-chunk 64K"),
-            0);
+  ASSERT_EQ(
+      Lazyblob("import " + dir_ + "/large.img --id large --force --chunker fixed --avg-chunk 64K"),
+      0);
   Push("large");
   OriginNode& node = Node(Registry(), {"--origin-cache-size", "16M"});
   ASSERT_TRUE(node.Start());
