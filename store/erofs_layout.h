@@ -96,6 +96,8 @@ struct ErofsSuperblock {
   std::uint16_t devt_slotoff = 0;
   std::uint64_t packed_nid = 0;
   std::uint16_t available_compr_algs = 0;
+  std::uint8_t extslots = 0;    // superblock extension slots (16 bytes each) after byte 1152
+  std::uint8_t dirblkbits = 0;  // directory block size over the block size; 0 on every image seen
 
   std::uint64_t block_size() const { return std::uint64_t{1} << blkszbits; }
 };

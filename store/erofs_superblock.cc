@@ -12,6 +12,7 @@ constexpr std::size_t kMagicAt = 0;
 constexpr std::size_t kChecksumAt = 4;
 constexpr std::size_t kFeatureCompatAt = 8;
 constexpr std::size_t kBlkszbitsAt = 12;
+constexpr std::size_t kExtslotsAt = 13;
 constexpr std::size_t kRootNidAt = 14;
 constexpr std::size_t kInosAt = 16;
 constexpr std::size_t kBlocksAt = 36;
@@ -21,6 +22,7 @@ constexpr std::size_t kFeatureIncompatAt = 80;
 constexpr std::size_t kComprAlgsAt = 84;
 constexpr std::size_t kExtraDevicesAt = 86;
 constexpr std::size_t kDevtSlotoffAt = 88;
+constexpr std::size_t kDirblkbitsAt = 90;
 constexpr std::size_t kPackedNidAt = 96;
 
 std::uint16_t Le16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | p[1] << 8); }
@@ -72,6 +74,7 @@ Result<ErofsSuperblock> ParseErofsSuperblock(std::span<const std::uint8_t> head,
   ErofsSuperblock sb;
   sb.feature_compat = Le32(p + kFeatureCompatAt);
   sb.blkszbits = p[kBlkszbitsAt];
+  sb.extslots = p[kExtslotsAt];
   sb.root_nid = Le16(p + kRootNidAt);
   sb.inos = Le64(p + kInosAt);
   sb.blocks = Le32(p + kBlocksAt);
@@ -81,6 +84,7 @@ Result<ErofsSuperblock> ParseErofsSuperblock(std::span<const std::uint8_t> head,
   sb.available_compr_algs = Le16(p + kComprAlgsAt);
   sb.extra_devices = Le16(p + kExtraDevicesAt);
   sb.devt_slotoff = Le16(p + kDevtSlotoffAt);
+  sb.dirblkbits = p[kDirblkbitsAt];
   sb.packed_nid = Le64(p + kPackedNidAt);
   if (sb.blkszbits < 9 || sb.blkszbits > 16) {
     return Malformed("EROFS superblock: block size 2^" + std::to_string(sb.blkszbits) +

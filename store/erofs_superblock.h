@@ -7,8 +7,8 @@
 // Why a second decoder next to ErofsLayoutParser: import must judge any file, cheaply and
 // from its first block alone (a raw blob device has no superblock, an image may use
 // features the layout parser does not walk yet); the layout parser needs the whole image
-// and stops at unknown features. ErofsLayoutParser can call ParseErofsSuperblock() for its
-// first step; both fill the same struct.
+// and stops at unknown features. So the layout parser's walk (store/erofs_walker.cc) starts
+// with ParseErofsSuperblock() and adds its own feature checks: one decoder of the bytes.
 //
 // Block size: the kernel accepts blkszbits 9..PAGE_SHIFT for a block device or file
 // backend, but its fscache (cachefiles on-demand) backend still requires the block size to
