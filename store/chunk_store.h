@@ -13,8 +13,9 @@
 //    writer once on a miss. Works with or without a running writer.
 //
 // Serving safety: a daemon opens with hold_serving_lock (LOCK_SH on <store>/SERVING) and
-// holds a BlobLease per blob it has open (OpenBlob's hold). Remove of a leased blob and Gc while
-// any daemon holds SERVING fail with kBusy (FORMAT.md "Locks").
+// holds a BlobLease per blob it has open (OpenBlob's hold). Remove of a leased blob fails
+// with kBusy; Gc runs while daemons serve: it never drops a chunk a blob map references,
+// and readers follow records it moves (FORMAT.md "gc while a daemon serves").
 //
 // Crash safety: pack bytes are written and fsynced before the index batch that refers
 // to them (sync=true); a blob's record is committed last. A crash at any point leaves a
@@ -279,8 +280,8 @@ class ChunkStore final : public ChunkSource {
   // chunks become garbage for Gc. kBusy while a daemon leases it, kNotFound if absent.
   Status Remove(std::string_view blob_id);
 
-  // Writer only. Rewrites packs holding unreferenced chunks and deletes the old ones.
-  // kBusy while any daemon holds the SERVING lock (unless dry_run).
+  // Writer only. Rewrites packs holding unreferenced chunks and deletes the old ones. Safe
+  // while daemons serve the store (FORMAT.md "gc while a daemon serves").
   Result<GcResult> Gc(bool dry_run);
 
   // Writer only. For a store used as a bounded cache of chunks fetched from elsewhere
