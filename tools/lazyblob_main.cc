@@ -293,7 +293,8 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
   CLI::App* gc = app.add_subcommand(
       "gc",
       "Reclaim the space of chunks no blob uses: rewrite pack files without them and "
-      "delete the old packs. Refused (exit 2) while lazyblobd serves the store; exit 1, "
+      "delete the old packs. Safe while lazyblobd serves the store: chunks of served "
+      "(and of all stored) blobs stay, and reads follow the chunks gc moves. Exit 1, "
       "changing nothing, if a pack to rewrite holds a chunk a blob uses that cannot be read "
       "('lazyblob verify' names the blobs).");
   gc->add_flag("--dry-run", f.dry_run, "Only report what would be reclaimed");
