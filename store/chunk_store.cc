@@ -406,6 +406,10 @@ Result<VerifyReport> ChunkStore::Verify(std::optional<std::string> blob_id,
 
 Status ChunkStore::Remove(std::string_view blob_id) { return impl_->Remove(blob_id); }
 Result<GcResult> ChunkStore::Gc(bool dry_run) { return impl_->Gc(dry_run); }
+Result<RepairResult> ChunkStore::RepairChunks(std::span<const ChunkKey> wanted,
+                                              std::span<const std::string> sources) {
+  return impl_->Repair(wanted, sources);
+}
 Status ChunkStore::CatchUp() { return impl_->index->CatchUp(); }
 
 Result<bool> ChunkStore::HasChunk(const ChunkKey& key) {

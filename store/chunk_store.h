@@ -173,6 +173,12 @@ struct GcResult {
   std::uint64_t packs_deleted = 0;    // packs removed (rewritten ones included)
 };
 
+struct RepairResult {
+  std::uint64_t chunks_repaired = 0;  // records replaced by good copies
+  std::uint64_t bytes_repaired = 0;   // raw bytes of those chunks
+  std::vector<ChunkKey> not_found;    // asked for, in the index, but in no source
+};
+
 // Says whether a chunk must stay (EvictPacks: pinned by a reader).
 using KeepChunkFn = std::function<bool(const ChunkKey& key)>;
 
@@ -283,6 +289,16 @@ class ChunkStore final : public ChunkSource {
   // Writer only. Rewrites packs holding unreferenced chunks and deletes the old ones. Safe
   // while daemons serve the store (FORMAT.md "gc while a daemon serves").
   Result<GcResult> Gc(bool dry_run);
+
+  // Writer only. Replaces the records of the chunks `wanted` (typically the corrupt ones
+  // Verify named) with good copies cut from `sources`, files holding blobs of this store
+  // (the images once imported): each is cut with every chunker a stored blob uses, and a
+  // chunk is taken only when its XXH3-128 and SHA-256 equal the index entry's. The copies
+  // go to a new pack, which is synced; one synced batch then repoints the entries, so a
+  // crash leaves the old or the new state. The damaged records become garbage for Gc.
+  // Keys the index lacks are ignored (nothing says what their bytes must be).
+  Result<RepairResult> RepairChunks(std::span<const ChunkKey> wanted,
+                                    std::span<const std::string> sources);
 
   // Writer only. For a store used as a bounded cache of chunks fetched from elsewhere
   // (lazyblobd's origin cache, registry/FORMAT.md): deletes whole packs, oldest (lowest

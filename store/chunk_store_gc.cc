@@ -86,7 +86,7 @@ Result<GcResult> ChunkStore::Impl::Gc(bool dry_run) {
   auto out = RewritePacks(
       pack_ids, [&](const ChunkKey& key) { return plan.referenced.count(key) != 0; },
       plan.live_manifests);
-  if (!out.ok()) return out.status().WithContext("gc");
+  if (!out.ok()) return out.status();  // says what it kept; callers name the verb
   result.bytes_reclaimed = out->old_bytes > out->new_bytes ? out->old_bytes - out->new_bytes : 0;
   return result;
 }

@@ -66,6 +66,8 @@ class ChunkStore::Impl {
   Status Export(std::string_view blob_id, int out_fd);
   Status Remove(std::string_view blob_id);
   Result<GcResult> Gc(bool dry_run);
+  Result<RepairResult> Repair(std::span<const ChunkKey> wanted,
+                              std::span<const std::string> sources);
   Result<EvictResult> EvictPacks(std::uint64_t target_bytes, const KeepChunkFn& pinned);
 
   // Gc's and EvictPacks' machinery (chunk_store_gc.cc); the caller holds writer_mu. Copies
