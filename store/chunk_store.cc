@@ -270,7 +270,12 @@ Status ChunkStore::Impl::ReadLocated(const ChunkKey& key, const ReadAtFn& read,
   watch.Lap(&ChunkReadTimings::lookup);
   LB_RETURN_IF_ERROR(loc.status());
   Status s = read(*loc);
-  for (int move = 0; s.code() == StatusCode::kNotFound && move < kMaxMoves; ++move) {
+  // kCorruption too: `verify --repair` may have repointed a damaged chunk to a good copy
+  // since this reader's last catch-up. Only a changed location is read again.
+  auto moved_maybe = [](const Status& st) {
+    return st.code() == StatusCode::kNotFound || st.code() == StatusCode::kCorruption;
+  };
+  for (int move = 0; moved_maybe(s) && move < kMaxMoves; ++move) {
     ChunkReadStopwatch retry(timings);
     packs->Forget(loc->pack_id);
     if (writer == nullptr) LB_RETURN_IF_ERROR(index->CatchUp());

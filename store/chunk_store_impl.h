@@ -52,7 +52,8 @@ class ChunkStore::Impl {
   // (kNotFound: gc or EvictPacks moved the chunk since it was located) the pack's fd is
   // dropped, a reader catches up with the primary, and `read` runs again on the new
   // location, as long as the location keeps changing (FORMAT.md "gc while a daemon
-  // serves"). Lookup time goes to `timings` (optional).
+  // serves"). A kCorruption is looked up again the same way (a repair may have repointed
+  // the chunk). Lookup time goes to `timings` (optional).
   using ReadAtFn = std::function<Status(const ChunkLocation& loc)>;
   Status ReadLocated(const ChunkKey& key, const ReadAtFn& read, ChunkReadTimings* timings);
 
