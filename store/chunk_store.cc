@@ -260,6 +260,35 @@ Result<ChunkLocation> ChunkStore::Impl::Locate(const ChunkKey& key, bool catch_u
   return *loc;
 }
 
+Status ChunkStore::Impl::ReadLocated(const ChunkKey& key, const ReadAtFn& read,
+                                     ChunkReadTimings* timings) {
+  // Each retry follows a committed move; a gc loop could move a chunk again between a
+  // catch-up and the read, so a few moves in a row are followed, not just one.
+  constexpr int kMaxMoves = 16;
+  ChunkReadStopwatch watch(timings);
+  Result<ChunkLocation> loc = Locate(key, true);
+  watch.Lap(&ChunkReadTimings::lookup);
+  LB_RETURN_IF_ERROR(loc.status());
+  Status s = read(*loc);
+  // kCorruption too: `verify --repair` may have repointed a damaged chunk to a good copy
+  // since this reader's last catch-up. Only a changed location is read again.
+  auto moved_maybe = [](const Status& st) {
+    return st.code() == StatusCode::kNotFound || st.code() == StatusCode::kCorruption;
+  };
+  for (int move = 0; moved_maybe(s) && move < kMaxMoves; ++move) {
+    ChunkReadStopwatch retry(timings);
+    packs->Forget(loc->pack_id);
+    if (writer == nullptr) LB_RETURN_IF_ERROR(index->CatchUp());
+    Result<ChunkLocation> moved = Locate(key, false);
+    retry.Lap(&ChunkReadTimings::lookup);
+    LB_RETURN_IF_ERROR(moved.status());
+    if (moved->pack_id == loc->pack_id && moved->offset == loc->offset) return s;  // not moved
+    loc = std::move(moved);
+    s = read(*loc);
+  }
+  return s;
+}
+
 ChunkStore::ChunkStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ChunkStore::~ChunkStore() = default;
 
@@ -285,42 +314,35 @@ Result<OpenedBlob> ChunkStore::OpenBlob(std::string_view blob_id) {
     LB_ASSIGN_OR_RETURN(BlobLease lease, BlobLease::Acquire(impl_->options.path, blob_id));
     blob.hold = std::make_shared<BlobLease>(std::move(lease));
   }
-  // Loaded after the lease is taken: a concurrent Remove either finished (not found) or
-  // now fails with kBusy.
+  // Loaded after the lease is taken and after a catch-up: a concurrent Remove either
+  // finished (not found, even by a secondary that lagged) or now fails with kBusy. A
+  // leased blob's chunks are thus referenced by its map for as long as it is served, which
+  // is what lets gc run meanwhile.
+  if (impl_->writer == nullptr) LB_RETURN_IF_ERROR(impl_->index->CatchUp());
   LB_ASSIGN_OR_RETURN(blob.map, impl_->LoadMap(blob_id, true));
   return blob;
 }
 
 Status ChunkStore::ReadChunk(const ChunkExtent& extent, std::span<std::byte> out,
                              ChunkReadTimings* timings) {
-  ChunkReadStopwatch watch(timings);
-  Result<ChunkLocation> loc = impl_->Locate(extent.key, true);
-  watch.Lap(&ChunkReadTimings::lookup);
-  LB_RETURN_IF_ERROR(loc.status());
-  if (loc->raw_len != extent.length) {
-    return Corruption("chunk " + extent.key.ToHex() + " has length " +
-                      std::to_string(loc->raw_len) + ", the blob map says " +
-                      std::to_string(extent.length));
-  }
-  Status s = impl_->packs->ReadChunk(extent.key, *loc, out, false, timings);
-  if (s.code() == StatusCode::kNotFound) {
-    // gc (another process, for a reader) or EvictPacks (this one, for a writer) moved the
-    // chunk to a new pack since it was located.
-    ChunkReadStopwatch retry(timings);
-    impl_->packs->Forget(loc->pack_id);
-    Status caught_up = impl_->writer == nullptr ? impl_->index->CatchUp() : Status::Ok();
-    if (caught_up.ok()) loc = impl_->Locate(extent.key, false);
-    retry.Lap(&ChunkReadTimings::lookup);
-    LB_RETURN_IF_ERROR(caught_up);
-    LB_RETURN_IF_ERROR(loc.status());
-    s = impl_->packs->ReadChunk(extent.key, *loc, out, false, timings);
-  }
-  return s;
+  return impl_->ReadLocated(
+      extent.key,
+      [&](const ChunkLocation& loc) {
+        if (loc.raw_len != extent.length) {
+          return Corruption("chunk " + extent.key.ToHex() + " has length " +
+                            std::to_string(loc.raw_len) + ", the blob map says " +
+                            std::to_string(extent.length));
+        }
+        return impl_->packs->ReadChunk(extent.key, loc, out, false, timings);
+      },
+      timings);
 }
 
 Result<BlobLease> ChunkStore::LeaseBlob(std::string_view blob_id) {
   LB_ASSIGN_OR_RETURN(BlobLease lease, BlobLease::Acquire(impl_->options.path, blob_id));
-  // Checked after locking: a concurrent Remove either finished (not found) or fails.
+  // Checked after locking and a catch-up: a concurrent Remove either finished (not found)
+  // or fails.
+  if (impl_->writer == nullptr) LB_RETURN_IF_ERROR(impl_->index->CatchUp());
   LB_ASSIGN_OR_RETURN(auto map, impl_->LoadMap(blob_id, true));
   (void)map;
   return lease;
@@ -389,6 +411,10 @@ Result<VerifyReport> ChunkStore::Verify(std::optional<std::string> blob_id,
 
 Status ChunkStore::Remove(std::string_view blob_id) { return impl_->Remove(blob_id); }
 Result<GcResult> ChunkStore::Gc(bool dry_run) { return impl_->Gc(dry_run); }
+Result<RepairResult> ChunkStore::RepairChunks(std::span<const ChunkKey> wanted,
+                                              std::span<const std::string> sources) {
+  return impl_->Repair(wanted, sources);
+}
 Status ChunkStore::CatchUp() { return impl_->index->CatchUp(); }
 
 Result<bool> ChunkStore::HasChunk(const ChunkKey& key) {

@@ -13,8 +13,9 @@
 //    writer once on a miss. Works with or without a running writer.
 //
 // Serving safety: a daemon opens with hold_serving_lock (LOCK_SH on <store>/SERVING) and
-// holds a BlobLease per blob it has open (OpenBlob's hold). Remove of a leased blob and Gc while
-// any daemon holds SERVING fail with kBusy (FORMAT.md "Locks").
+// holds a BlobLease per blob it has open (OpenBlob's hold). Remove of a leased blob fails
+// with kBusy; Gc runs while daemons serve: it never drops a chunk a blob map references,
+// and readers follow records it moves (FORMAT.md "gc while a daemon serves").
 //
 // Crash safety: pack bytes are written and fsynced before the index batch that refers
 // to them (sync=true); a blob's record is committed last. A crash at any point leaves a
@@ -172,6 +173,12 @@ struct GcResult {
   std::uint64_t packs_deleted = 0;    // packs removed (rewritten ones included)
 };
 
+struct RepairResult {
+  std::uint64_t chunks_repaired = 0;  // records replaced by good copies
+  std::uint64_t bytes_repaired = 0;   // raw bytes of those chunks
+  std::vector<ChunkKey> not_found;    // asked for, in the index, but in no source
+};
+
 // Says whether a chunk must stay (EvictPacks: pinned by a reader).
 using KeepChunkFn = std::function<bool(const ChunkKey& key)>;
 
@@ -279,9 +286,19 @@ class ChunkStore final : public ChunkSource {
   // chunks become garbage for Gc. kBusy while a daemon leases it, kNotFound if absent.
   Status Remove(std::string_view blob_id);
 
-  // Writer only. Rewrites packs holding unreferenced chunks and deletes the old ones.
-  // kBusy while any daemon holds the SERVING lock (unless dry_run).
+  // Writer only. Rewrites packs holding unreferenced chunks and deletes the old ones. Safe
+  // while daemons serve the store (FORMAT.md "gc while a daemon serves").
   Result<GcResult> Gc(bool dry_run);
+
+  // Writer only. Replaces the records of the chunks `wanted` (typically the corrupt ones
+  // Verify named) with good copies cut from `sources`, files holding blobs of this store
+  // (the images once imported): each is cut with every chunker a stored blob uses, and a
+  // chunk is taken only when its XXH3-128 and SHA-256 equal the index entry's. The copies
+  // go to a new pack, which is synced; one synced batch then repoints the entries, so a
+  // crash leaves the old or the new state. The damaged records become garbage for Gc.
+  // Keys the index lacks are ignored (nothing says what their bytes must be).
+  Result<RepairResult> RepairChunks(std::span<const ChunkKey> wanted,
+                                    std::span<const std::string> sources);
 
   // Writer only. For a store used as a bounded cache of chunks fetched from elsewhere
   // (lazyblobd's origin cache, registry/FORMAT.md): deletes whole packs, oldest (lowest

@@ -73,6 +73,14 @@ Result<VerifyReport> ChunkStore::Impl::Verify(const std::optional<std::string>& 
   for (const auto& [key, loc] : todo) {
     if (buf.size() < AlignUp(loc.raw_len)) buf = AlignedBuffer(AlignUp(loc.raw_len));
     Status s = packs->ReadChunk(key, loc, buf.span(), true);
+    if (s.code() == StatusCode::kNotFound) {
+      // Moved by a gc running meanwhile: check it where it is now.
+      const ChunkKey k = key;
+      s = ReadLocated(
+          k, [&](const ChunkLocation& now) { return packs->ReadChunk(k, now, buf.span(), true); },
+          nullptr);
+      if (s.code() == StatusCode::kNotFound && !users.count(key)) continue;  // collected
+    }
     ++report.chunks_checked;
     if (!s.ok()) {
       if (s.code() != StatusCode::kCorruption && s.code() != StatusCode::kNotFound) return s;
@@ -92,10 +100,16 @@ Status ChunkStore::Impl::Export(std::string_view blob_id, int out_fd) {
   out.reserve(kOutBytes + (1u << 24));
   AlignedBuffer buf(kBlockSize);
   for (const ChunkExtent& e : map->extents) {
-    LB_ASSIGN_OR_RETURN(ChunkLocation loc, Locate(e.key, true));
-    if (loc.raw_len != e.length) return Corruption("chunk " + e.key.ToHex() + " has a bad length");
-    if (buf.size() < AlignUp(loc.raw_len)) buf = AlignedBuffer(AlignUp(loc.raw_len));
-    Status s = packs->ReadChunk(e.key, loc, buf.span(), true);
+    if (buf.size() < AlignUp(e.length)) buf = AlignedBuffer(AlignUp(e.length));
+    Status s = ReadLocated(
+        e.key,
+        [&](const ChunkLocation& loc) {
+          if (loc.raw_len != e.length) {
+            return Corruption("chunk " + e.key.ToHex() + " has a bad length");
+          }
+          return packs->ReadChunk(e.key, loc, buf.span(), true);
+        },
+        nullptr);
     if (!s.ok()) return s.WithContext("export '" + map->id + "'");
     out.insert(out.end(), buf.data(), buf.data() + e.length);
     if (out.size() >= kOutBytes) {

@@ -22,7 +22,6 @@
 
 #include "store/chunk_store_impl.h"
 #include "store/pack_scanner.h"
-#include "store/store_lock.h"
 
 namespace lazyblob {
 namespace {
@@ -66,10 +65,10 @@ std::uint64_t FileSize(const std::string& path) {
 Result<GcResult> ChunkStore::Impl::Gc(bool dry_run) {
   LB_RETURN_IF_ERROR(RequireWriter("gc"));
   std::lock_guard lock(writer_mu);
-  UniqueFd serving_guard;
-  if (!dry_run) {
-    LB_ASSIGN_OR_RETURN(serving_guard, LockStoreAgainstServing(options.path, "gc"));
-  }
+  // No SERVING lock: gc runs while daemons serve. Every blob a daemon leases has its map
+  // in the index (rm of a leased blob fails with kBusy; ids are never re-pointed), so the
+  // roots below include every served chunk, and readers follow moved records
+  // (FORMAT.md "gc while a daemon serves").
   LB_ASSIGN_OR_RETURN(GcPlan plan, MakePlan(index.get()));
   GcResult result;
   result.dry_run = dry_run;
@@ -87,7 +86,7 @@ Result<GcResult> ChunkStore::Impl::Gc(bool dry_run) {
   auto out = RewritePacks(
       pack_ids, [&](const ChunkKey& key) { return plan.referenced.count(key) != 0; },
       plan.live_manifests);
-  if (!out.ok()) return out.status().WithContext("gc");
+  if (!out.ok()) return out.status();  // says what it kept; callers name the verb
   result.bytes_reclaimed = out->old_bytes > out->new_bytes ? out->old_bytes - out->new_bytes : 0;
   return result;
 }
@@ -208,8 +207,9 @@ Result<ChunkStore::Impl::RewriteOutcome> ChunkStore::Impl::RewritePacks(
   for (const auto& [pack, end] : writer->TouchedEnds()) batch.PutPackEnd(pack, end);
   for (std::uint32_t pack : pack_ids) batch.DeletePackEnd(pack);
   if (Status s = index->Commit(batch); !s.ok()) return fail(s);
-  // Committed: readers that located a chunk in an old pack before the commit either still
-  // read it through their open fd or find the new location on their retry (ReadChunk).
+  // Committed: a reader that located a chunk in an old pack before the commit either still
+  // reads it through an fd it holds or finds the pack gone and looks the chunk up again
+  // after a catch-up (Impl::ReadLocated).
   for (std::uint32_t pack : pack_ids) {
     const std::string path = PackSet::PackPath(options.path, pack);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {

@@ -48,6 +48,14 @@ class ChunkStore::Impl {
   Result<std::shared_ptr<const BlobMap>> LoadMap(std::string_view id, bool catch_up);
   // Chunk location (one catch-up on a miss when `catch_up`); kNotFound when absent.
   Result<ChunkLocation> Locate(const ChunkKey& key, bool catch_up);
+  // Locates the chunk and runs `read` on its location. When `read` finds the pack gone
+  // (kNotFound: gc or EvictPacks moved the chunk since it was located) the pack's fd is
+  // dropped, a reader catches up with the primary, and `read` runs again on the new
+  // location, as long as the location keeps changing (FORMAT.md "gc while a daemon
+  // serves"). A kCorruption is looked up again the same way (a repair may have repointed
+  // the chunk). Lookup time goes to `timings` (optional).
+  using ReadAtFn = std::function<Status(const ChunkLocation& loc)>;
+  Status ReadLocated(const ChunkKey& key, const ReadAtFn& read, ChunkReadTimings* timings);
 
   Result<ImportResult> Import(const std::string& path, const ImportOptions& options,
                               const ImportProgress& progress);
@@ -59,6 +67,8 @@ class ChunkStore::Impl {
   Status Export(std::string_view blob_id, int out_fd);
   Status Remove(std::string_view blob_id);
   Result<GcResult> Gc(bool dry_run);
+  Result<RepairResult> Repair(std::span<const ChunkKey> wanted,
+                              std::span<const std::string> sources);
   Result<EvictResult> EvictPacks(std::uint64_t target_bytes, const KeepChunkFn& pinned);
 
   // Gc's and EvictPacks' machinery (chunk_store_gc.cc); the caller holds writer_mu. Copies

@@ -78,18 +78,16 @@ Status ChunkStore::VerifyStoredChunk(const StoredChunk& c, std::vector<std::byte
 }
 
 Result<StoredChunk> ChunkStore::ReadStoredChunk(const ChunkKey& key) {
-  LB_ASSIGN_OR_RETURN(ChunkLocation loc, impl_->Locate(key, true));
-  std::vector<std::uint8_t> rec(kRecordHeaderBytes + loc.stored_len);
-  Status read = impl_->packs->ReadAt(loc.pack_id, loc.offset, rec);
-  if (read.code() == StatusCode::kNotFound && impl_->writer == nullptr) {
-    // gc moved the chunk since the last catch-up.
-    impl_->packs->Forget(loc.pack_id);
-    LB_RETURN_IF_ERROR(impl_->index->CatchUp());
-    LB_ASSIGN_OR_RETURN(loc, impl_->Locate(key, false));
-    rec.resize(kRecordHeaderBytes + loc.stored_len);
-    read = impl_->packs->ReadAt(loc.pack_id, loc.offset, rec);
-  }
-  LB_RETURN_IF_ERROR(read);
+  ChunkLocation loc;
+  std::vector<std::uint8_t> rec;
+  LB_RETURN_IF_ERROR(impl_->ReadLocated(
+      key,
+      [&](const ChunkLocation& at) {
+        loc = at;
+        rec.resize(kRecordHeaderBytes + loc.stored_len);
+        return impl_->packs->ReadAt(loc.pack_id, loc.offset, rec);
+      },
+      nullptr));
   auto header = DecodeRecordHeader(rec);
   if (!header.ok()) return Corruption("chunk " + key.ToHex() + ": " + header.status().message());
   if (header->type != RecordType::kChunk || header->key != key || header->raw_len != loc.raw_len ||

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -63,21 +64,45 @@ Result<std::vector<std::uint32_t>> PackSet::ListPackIds(const std::string& store
 }
 
 Result<std::shared_ptr<UniqueFd>> PackSet::Fd(std::uint32_t pack_id) {
+  const std::string path = PackPath(dir_, pack_id);
+  std::shared_ptr<UniqueFd> cached;
+  if (lookups_.fetch_add(1, std::memory_order_relaxed) % kSweepEveryLookups == 0) {
+    DropUnlinked();
+  }
   {
     ReaderLock lock(&mu_);
     auto it = fds_.find(pack_id);
-    if (it != fds_.end()) return it->second;
+    if (it != fds_.end()) cached = it->second;
   }
-  const std::string path = PackPath(dir_, pack_id);
+  if (cached) {
+    // gc (another process) unlinks a pack only after committing the new places of its
+    // records. A cached fd of an unlinked pack is dropped, so its space is freed, and the
+    // read reports the pack missing: the caller finds the record again after a catch-up
+    // (FORMAT.md "gc while a daemon serves").
+    struct stat st {};
+    if (::fstat(cached->get(), &st) != 0) return Status::FromErrno(errno, "fstat " + path);
+    if (st.st_nlink > 0) return cached;
+    Forget(pack_id);
+    return NotFound("pack " + std::to_string(pack_id) + " was deleted (moved by gc)");
+  }
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Status::FromErrno(errno, "open " + path);
   auto shared = std::make_shared<UniqueFd>(std::move(fd));
+  DropUnlinked();  // typically a pack gc just moved records into: drop the ones it emptied
   WriterLock lock(&mu_);
   // Bounded: packs are large (1 GiB by default), so a store rarely has many, but the daemon
   // must not hold an fd per pack of a huge store. Dropping any entry only costs a reopen.
   if (fds_.size() >= kMaxOpenPacks && fds_.count(pack_id) == 0) fds_.erase(fds_.begin());
   auto [it, inserted] = fds_.emplace(pack_id, shared);
   return it->second;
+}
+
+void PackSet::DropUnlinked() {
+  WriterLock lock(&mu_);
+  std::erase_if(fds_, [](const auto& entry) {
+    struct stat st {};
+    return ::fstat(entry.second->get(), &st) == 0 && st.st_nlink == 0;
+  });
 }
 
 void PackSet::Forget(std::uint32_t pack_id) {

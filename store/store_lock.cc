@@ -55,18 +55,6 @@ Result<UniqueFd> LockStoreForServing(const std::string& store_dir) {
   return fd;
 }
 
-Result<UniqueFd> LockStoreAgainstServing(const std::string& store_dir, std::string_view what) {
-  const std::string path = store_dir + "/SERVING";
-  LB_ASSIGN_OR_RETURN(UniqueFd fd, OpenLockFile(path));
-  int err = Flock(fd.get(), LOCK_EX | LOCK_NB);
-  if (err == EWOULDBLOCK) {
-    return Busy(std::string(what) + ": a running daemon is serving from store " + store_dir +
-                "; stop it (unmount its blobs) first");
-  }
-  if (err != 0) return Status::FromErrno(err, "flock " + path);
-  return fd;
-}
-
 Result<UniqueFd> LockBlobAgainstLeases(const std::string& store_dir, std::string_view blob_id) {
   const std::string dir = store_dir + "/leases";
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {

@@ -76,6 +76,11 @@ ExitCode RunRebuildIndex(const GlobalFlags& g) {
       "%llu records skipped)\n",
       static_cast<ull>(r.packs_scanned), static_cast<ull>(r.blobs), static_cast<ull>(r.chunks),
       static_cast<ull>(r.removed_blobs), static_cast<ull>(r.skipped_records));
+  if (!g.quiet) {
+    std::printf(
+        "note: rebuild-index reads record headers only and does not check chunk payloads; "
+        "run 'lazyblob verify' (and 'lazyblob verify --repair FILE...' for what it finds)\n");
+  }
   return code;
 }
 

@@ -227,18 +227,35 @@ ExitCode RunExport(const GlobalFlags& g, const ExportFlags& f) {
   return kExitOk;
 }
 
-ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id) {
+ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id,
+                   const std::vector<std::string>& repair_sources) {
   constexpr std::string_view kVerb = "verify";
   if (id) {
     if (Status s = ChunkStore::ValidateBlobId(*id); !s.ok()) return Fail(g, kVerb, s);
   }
-  auto store = OpenStore(g, /*writable=*/false);
+  const bool repairing = !repair_sources.empty();
+  auto store = OpenStore(g, /*writable=*/repairing);
   if (!store.ok()) return Fail(g, kVerb, store.status());
   ProgressBar bar("verify", g.progress());
   const auto start = std::chrono::steady_clock::now();
-  auto report = (*store)->Verify(id, [&bar](std::uint64_t done, std::uint64_t total) {
-    bar.Update(done, total, /*bytes=*/false);
-  });
+  const auto verify = [&] {
+    return (*store)->Verify(id, [&bar](std::uint64_t done, std::uint64_t total) {
+      bar.Update(done, total, /*bytes=*/false);
+    });
+  };
+  auto report = verify();
+  RepairResult repaired;
+  if (repairing && report.ok() && !report->corrupt.empty()) {
+    std::vector<ChunkKey> keys;
+    for (const CorruptChunk& c : report->corrupt) keys.push_back(c.key);
+    auto r = (*store)->RepairChunks(keys, repair_sources);
+    if (!r.ok()) {
+      bar.Finish();
+      return Fail(g, kVerb, r.status());
+    }
+    repaired = std::move(*r);
+    if (repaired.chunks_repaired > 0) report = verify();  // what is left
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double chunks_per_s =
@@ -255,8 +272,25 @@ ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id) {
     nlohmann::json doc = ToJson(r);
     doc["elapsed_s"] = seconds;
     doc["chunks_per_s"] = chunks_per_s;
+    if (repairing) {
+      nlohmann::json left = nlohmann::json::array();
+      for (const ChunkKey& k : repaired.not_found) left.push_back(k.ToHex());
+      doc["chunks_repaired"] = repaired.chunks_repaired;
+      doc["bytes_repaired"] = repaired.bytes_repaired;
+      doc["not_repaired"] = left;
+    }
     PrintJson(doc);
     return r.clean() ? kExitOk : kExitDataProblem;
+  }
+  if (repairing) {
+    if (!g.quiet) {
+      std::printf("verify: repaired %llu corrupt chunks (%s) from %zu source files\n",
+                  static_cast<ull>(repaired.chunks_repaired),
+                  HumanBytes(repaired.bytes_repaired).c_str(), repair_sources.size());
+    }
+    for (const ChunkKey& k : repaired.not_found) {
+      std::printf("NOT REPAIRED chunk %s: no source file holds it\n", k.ToHex().c_str());
+    }
   }
   std::vector<std::string> hit;
   for (const CorruptChunk& c : r.corrupt) {

@@ -84,7 +84,9 @@ ExitCode RunImport(const GlobalFlags& g, const ImportFlags& f);
 ExitCode RunLs(const GlobalFlags& g, const std::optional<std::string>& id);
 ExitCode RunStat(const GlobalFlags& g, const StatFlags& f, const std::optional<std::string>& id);
 ExitCode RunExport(const GlobalFlags& g, const ExportFlags& f);
-ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id);
+// `repair_sources` non-empty: verify --repair (FORMAT.md "Repairing chunks").
+ExitCode RunVerify(const GlobalFlags& g, const std::optional<std::string>& id,
+                   const std::vector<std::string>& repair_sources);
 ExitCode RunRm(const GlobalFlags& g, const std::string& id);
 ExitCode RunGc(const GlobalFlags& g, bool dry_run);
 ExitCode RunRebuildIndex(const GlobalFlags& g);

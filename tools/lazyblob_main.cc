@@ -38,7 +38,8 @@ struct Flags {
   std::string id;  // rm, verify, pull, ls, stat
   bool dry_run = false;
   RegistryFlags registry;
-  std::vector<std::string> ids;  // push
+  std::vector<std::string> ids;             // push
+  std::vector<std::string> repair_sources;  // verify --repair
   MountFlags mount;
   UmountFlags umount;
 };
@@ -267,17 +268,25 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
   CLI::App* verify = app.add_subcommand(
       "verify",
       "Read and check every chunk (of blob ID only, if given) against its hash. "
-      "Names each corrupt or missing chunk and the blobs that use it; exit 1 if any.");
+      "Names each corrupt or missing chunk and the blobs that use it; exit 1 if any. "
+      "With --repair FILE..., corrupt chunks are replaced by good copies found in FILEs "
+      "(images once imported; matched by XXH3-128 and SHA-256), crash-safely, and the "
+      "store is checked again: exit 0 if then clean.");
   verify->add_option("ID", f.id, "Only this blob");
+  verify->add_option("--repair", f.repair_sources,
+                     "Repair corrupt chunks from these source files (takes the writer lock)");
   AddOutputFlags(verify, f, true);
+  AddLockWait(verify, f);
   verify->footer(
       Footer("  lazyblob verify\n  lazyblob verify rootfs-v1 --json\n"
+             "  lazyblob verify --repair rootfs-v1.erofs rootfs-v2.erofs\n"
              "JSON keys: clean, blobs_checked, chunks_checked, corrupt, missing, elapsed_s,\n"
-             "chunks_per_s, version.\n"));
+             "chunks_per_s, version; with --repair also chunks_repaired, bytes_repaired,\n"
+             "not_repaired (chunk keys no FILE held).\n"));
   run[verify] = [fp, verify] {
     std::optional<std::string> id;
     if (verify->count("ID") > 0) id = fp->id;
-    return RunVerify(fp->global, id);
+    return RunVerify(fp->global, id, fp->repair_sources);
   };
 
   CLI::App* rm = app.add_subcommand(
@@ -293,7 +302,8 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
   CLI::App* gc = app.add_subcommand(
       "gc",
       "Reclaim the space of chunks no blob uses: rewrite pack files without them and "
-      "delete the old packs. Refused (exit 2) while lazyblobd serves the store; exit 1, "
+      "delete the old packs. Safe while lazyblobd serves the store: chunks of served "
+      "(and of all stored) blobs stay, and reads follow the chunks gc moves. Exit 1, "
       "changing nothing, if a pack to rewrite holds a chunk a blob uses that cannot be read "
       "('lazyblob verify' names the blobs).");
   gc->add_flag("--dry-run", f.dry_run, "Only report what would be reclaimed");

@@ -6,12 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <set>
 
 #include "core/aligned_buffer.h"
 #include "store/blob_lease.h"
 #include "store/hashing.h"
+#include "store/pack_set.h"
 #include "store_test_util.h"
 
 namespace lazyblob {
@@ -318,20 +320,88 @@ TEST(BlobLease, AcquireAfterTheFileWasUnlinkedLocksTheNewFile) {
   EXPECT_NE(::flock(probe.get(), LOCK_EX | LOCK_NB), 0);
 }
 
-TEST(ChunkStore, GcWhileServingIsBusy) {
+TEST(ChunkStore, GcRunsWhileADaemonServesAndKeepsItsBlob) {
   TempDir tmp;
   const std::string dir = tmp / "store";
   auto store = OpenWriter(dir);
-  WriteFile(tmp / "in", RandomBytes(50000, 1));
-  ASSERT_OK(store->ImportBlob(tmp / "in", WithId("x")).status());
+  const auto served = RandomBytes(400000, 1), junk = RandomBytes(300000, 2);
+  WriteFile(tmp / "served", served);
+  WriteFile(tmp / "junk", junk);
+  ASSERT_OK(store->ImportBlob(tmp / "served", WithId("x")).status());
+  ASSERT_OK(store->ImportBlob(tmp / "junk", WithId("junk")).status());
   auto ropts = testing::ReaderOptions(dir);
   ropts.hold_serving_lock = true;
-  auto daemon = ChunkStore::Open(ropts);
-  ASSERT_OK(daemon.status());
-  EXPECT_EQ(store->Gc(false).status().code(), StatusCode::kBusy);
-  EXPECT_TRUE(store->Gc(true).ok());
-  daemon->reset();
-  EXPECT_TRUE(store->Gc(false).ok());
+  ASSERT_OK_AND_ASSIGN(auto daemon, ChunkStore::Open(ropts));
+  ASSERT_OK_AND_ASSIGN(OpenedBlob blob, daemon->OpenBlob("x"));
+  AlignedBuffer buf(1 << 20);
+  auto read_all = [&] {
+    for (const ChunkExtent& e : blob.map->extents) {
+      ASSERT_OK(daemon->ReadChunk(e, buf.span()));
+      ASSERT_EQ(std::memcmp(buf.data(), served.data() + e.blob_offset, e.length), 0);
+    }
+  };
+  read_all();  // the daemon now caches an fd of the pack gc is about to rewrite
+
+  EXPECT_EQ(store->Remove("x").code(), StatusCode::kBusy);  // leased: stays a gc root
+  ASSERT_OK(store->Remove("junk"));
+  ASSERT_OK_AND_ASSIGN(GcResult gc, store->Gc(false));
+  EXPECT_GT(gc.chunks_removed, 0u);
+  EXPECT_EQ(gc.packs_deleted, 1u);
+  EXPECT_NE(::access(PackSet::PackPath(dir, 1).c_str(), F_OK), 0);  // x's chunks moved
+  read_all();
+  ASSERT_OK_AND_ASSIGN(VerifyReport v, daemon->Verify());
+  EXPECT_TRUE(v.clean());
+}
+
+TEST(ChunkStore, RepairRepointsACorruptChunkAndAServingReaderFollows) {
+  TempDir tmp;
+  const std::string dir = tmp / "store";
+  auto store = OpenWriter(dir);
+  const auto data = RandomBytes(1 << 20, 9);  // incompressible: stored raw
+  WriteFile(tmp / "src", data);
+  ASSERT_OK(store->ImportBlob(tmp / "src", WithId("v")).status());
+  const std::string pack = PackSet::PackPath(dir, 1);
+  {
+    auto bytes = ReadFile(pack);
+    bytes[bytes.size() / 3] ^= std::byte{0x5a};
+    WriteFile(pack, bytes);
+  }
+  ASSERT_OK_AND_ASSIGN(VerifyReport bad, store->Verify());
+  ASSERT_EQ(bad.corrupt.size(), 1u);
+  auto ropts = testing::ReaderOptions(dir);
+  ropts.hold_serving_lock = true;
+  ASSERT_OK_AND_ASSIGN(auto daemon, ChunkStore::Open(ropts));
+  ASSERT_OK_AND_ASSIGN(OpenedBlob blob, daemon->OpenBlob("v"));
+  AlignedBuffer buf(1 << 20);
+  const ChunkKey key = bad.corrupt[0].key;
+  const ChunkExtent* hit = nullptr;
+  for (const ChunkExtent& e : blob.map->extents) {
+    if (e.key == key) hit = &e;
+  }
+  ASSERT_NE(hit, nullptr);
+  EXPECT_EQ(daemon->ReadChunk(*hit, buf.span()).code(), StatusCode::kCorruption);
+
+  // A file without the chunk repairs nothing; the source does, into a new pack.
+  WriteFile(tmp / "other", RandomBytes(1 << 20, 10));
+  const std::vector<ChunkKey> wanted = {key};
+  std::vector<std::string> sources = {tmp / "other"};
+  ASSERT_OK_AND_ASSIGN(RepairResult none, store->RepairChunks(wanted, sources));
+  EXPECT_EQ(none.chunks_repaired, 0u);
+  EXPECT_EQ(none.not_found, wanted);
+  sources.push_back(tmp / "src");
+  ASSERT_OK_AND_ASSIGN(RepairResult fixed, store->RepairChunks(wanted, sources));
+  EXPECT_EQ(fixed.chunks_repaired, 1u);
+  EXPECT_EQ(fixed.bytes_repaired, hit->length);
+  EXPECT_TRUE(fixed.not_found.empty());
+  EXPECT_EQ(::access(PackSet::PackPath(dir, 2).c_str(), F_OK), 0);
+
+  // The serving reader finds the good copy without a restart or an explicit catch-up.
+  ASSERT_OK(daemon->ReadChunk(*hit, buf.span()));
+  EXPECT_EQ(std::memcmp(buf.data(), data.data() + hit->blob_offset, hit->length), 0);
+  ASSERT_OK_AND_ASSIGN(VerifyReport good, store->Verify());
+  EXPECT_TRUE(good.clean());
+  ASSERT_OK(store->ExportToPath("v", tmp / "out"));
+  EXPECT_EQ(ReadFile(tmp / "out"), data);
 }
 
 TEST(ChunkStore, GcReclaimsExactlyTheUnreferencedChunks) {

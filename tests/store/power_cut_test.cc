@@ -14,7 +14,7 @@
 // The layer sits under the store's own syncs (ChunkStoreOptions::test_file_ops) and under
 // RocksDB's (test_index_env: a rocksdb::FileSystemWrapper).
 //
-// One deterministic run of a store's life (create; import, rm, gc; a registry pull's
+// One deterministic run of a store's life (create; import, rm, repair, gc; a registry pull's
 // PutChunks and ImportChunkedBlob; a pull that fails and rolls back; close and reopen)
 // records every sync call as a cut point: the durable image a power cut just before it
 // would leave (plus the end). The durable image only changes at a sync, so these are all
@@ -172,6 +172,21 @@ class PowerCut : public ::testing::Test {
   }
   void Gc() {
     Run("gc", "", kAbsent, true, [&](Op*) { ASSERT_OK(store_->Gc(false).status()); });
+  }
+  // RepairChunks of every chunk of blob `content` from its source file (verify --repair):
+  // the chunks are not damaged here, so every cut must leave them readable, whether at
+  // the old records or at the new copies.
+  void Repair(int content) {
+    Run("repair " + Name(content), "", kAbsent, true, [&](Op*) {
+      std::set<ChunkKey> keys;
+      const auto map = store_->OpenBlob(Name(content)).value().map;
+      for (const ChunkExtent& e : map->extents) keys.insert(e.key);
+      const std::vector<ChunkKey> wanted(keys.begin(), keys.end());
+      const std::vector<std::string> sources = {tmp_ / ("in" + std::to_string(content))};
+      auto r = store_->RepairChunks(wanted, sources);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->chunks_repaired, wanted.size()) << r->not_found.size() << " not found";
+    });
   }
   // ImportChunkedBlob from the source store, as `lazyblob pull` does; `good` = false
   // claims a wrong blob SHA-256, so the import syncs its chunks and then rolls back.
@@ -353,6 +368,7 @@ TEST_F(PowerCut, EverySyncPointOfImportRmGcAndPullLeavesACommittedStore) {
   Import(2);
   Remove(0);
   Import(3);
+  Repair(2);
   Gc();
   Pull(4, true);
   PutChunksOf(5);

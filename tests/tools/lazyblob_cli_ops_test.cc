@@ -243,5 +243,87 @@ TEST_F(CliOpsTest, MixingChunkerSettingsInOneStoreWarns) {
   EXPECT_EQ(same.err.find("warning"), std::string::npos) << same.err;
 }
 
+// --- item 5: a repair path -----------------------------------------------------------
+
+// Re-importing the source stores nothing (its chunk keys exist), so before verify --repair
+// a corrupt chunk could not be fixed at all.
+TEST_F(CliOpsTest, VerifyRepairReplacesACorruptChunkFromTheSourceImage) {
+  // Incompressible data is stored raw, so most of the pack is chunk payload.
+  const fs::path source = File("victim.img", RandomBytes(1 << 20, 7));
+  ASSERT_EQ(Lb({"import", "--force", source.string(), "--id", "victim"}).exit_code, 0);
+  const fs::path pack = store_ / "packs" / "pack-000001.lbp";
+  std::string bytes = ReadFile(pack);
+  ASSERT_GT(bytes.size(), 512u << 10);
+  bytes[bytes.size() / 3] ^= 0x5a;
+  WriteFile(pack, bytes);
+  RunResult before = Lb({"verify", "--json"});
+  ASSERT_EQ(before.exit_code, 1) << before.out << before.err;
+  ASSERT_EQ(before.Json()["corrupt"].size(), 1u) << before.out;
+
+  RunResult repair = Lb({"verify", "--repair", source.string(), "--json"});
+  EXPECT_EQ(repair.exit_code, 0) << repair.out << repair.err;
+  const nlohmann::json j = repair.Json();
+  EXPECT_TRUE(j["clean"].get<bool>()) << j.dump();
+  EXPECT_EQ(j["chunks_repaired"], 1) << j.dump();
+  EXPECT_GT(j["bytes_repaired"].get<std::uint64_t>(), 0u);
+  EXPECT_TRUE(j["not_repaired"].empty());
+
+  RunResult after = Lb({"verify"});
+  EXPECT_EQ(after.exit_code, 0) << after.out << after.err;
+  EXPECT_NE(after.out.find("verify: OK"), std::string::npos) << after.out;
+  ASSERT_EQ(Lb({"export", "victim", (dir_ / "out").string()}).exit_code, 0);
+  EXPECT_EQ(ReadFile(dir_ / "out"), ReadFile(source));
+  // The damaged record is garbage now: gc may drop its pack (it refused before).
+  RunResult gc = Lb({"gc"});
+  EXPECT_EQ(gc.exit_code, 0) << gc.out << gc.err;
+  EXPECT_EQ(Lb({"verify"}).exit_code, 0);
+}
+
+TEST_F(CliOpsTest, VerifyRepairNamesChunksNoSourceHolds) {
+  const fs::path source = File("victim.img", RandomBytes(1 << 20, 7));
+  ASSERT_EQ(Lb({"import", "--force", source.string(), "--id", "victim"}).exit_code, 0);
+  const fs::path pack = store_ / "packs" / "pack-000001.lbp";
+  std::string bytes = ReadFile(pack);
+  bytes[bytes.size() / 3] ^= 0x5a;
+  WriteFile(pack, bytes);
+  const fs::path other = File("other.img", RandomBytes(1 << 20, 8));
+  RunResult r = Lb({"verify", "--repair", other.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("repaired 0 corrupt chunks"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("NOT REPAIRED chunk "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CORRUPT chunk "), std::string::npos) << r.out;
+}
+
+TEST_F(CliOpsTest, RebuildIndexSaysItDoesNotCheckPayloads) {
+  ASSERT_EQ(
+      Lb({"import", "--force", File("a", RandomBytes(100000, 1)).string(), "--id", "a"}).exit_code,
+      0);
+  RunResult r = Lb({"rebuild-index"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("does not check chunk payloads"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lazyblob verify"), std::string::npos) << r.out;
+}
+
+TEST_F(CliOpsTest, GcErrorsNameTheVerbOnce) {
+  // A live chunk gc cannot read: gc refuses, and says "gc:" once.
+  ASSERT_EQ(
+      Lb({"import", "--force", File("keep", RandomBytes(1 << 20, 3)).string(), "--id", "keep"})
+          .exit_code,
+      0);
+  ASSERT_EQ(
+      Lb({"import", "--force", File("drop", RandomBytes(1 << 20, 4)).string(), "--id", "drop"})
+          .exit_code,
+      0);
+  ASSERT_EQ(Lb({"rm", "drop"}).exit_code, 0);
+  const fs::path pack = store_ / "packs" / "pack-000001.lbp";
+  std::string bytes = ReadFile(pack);
+  bytes[80] ^= 0x5a;  // the first record's header: its checksum fails
+  WriteFile(pack, bytes);
+  RunResult r = Lb({"gc"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(r.err.find("gc: gc:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("lazyblob: gc: "), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace lazyblob::testing

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "lazyblob_cli_test_util.h"
 #include "store/chunk_store.h"
 #include "transport/kernel_simulator.h"
 
@@ -367,6 +368,63 @@ TEST_F(LazyblobdTest, UnmountDuringInFlightReadsLeavesTheDaemonServing) {
   EXPECT_EQ(ReadAll(again, 65536, nullptr), 0);
   EXPECT_EQ(::waitpid(pid_, nullptr, WNOHANG), 0);  // still running
   ExpectNoViolations();
+}
+
+// Issue 15 (6): `lazyblob gc` used to refuse while a daemon served the store. It now runs,
+// moving the served chunks to new packs and deleting the old ones, and every read the
+// daemon answers meanwhile is still right.
+TEST_F(LazyblobdTest, GcRunsWhileTheDaemonServesAndReadsStayCorrect) {
+  StartDaemon({"--write-ahead", "0"});
+  std::vector<SimMount> mounts;
+  for (int b = 0; b < 3; ++b) mounts.push_back(MountBlob(b));
+  // Warm: the daemon has the pack open and its index caught up before gc moves things.
+  std::vector<std::byte> buf(4096);
+  ASSERT_TRUE(sim_->Read(mounts[0], 0, buf).ok());
+  const std::string store = dir_ + "/store";
+  auto lb = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {LAZYBLOB_BIN, "--store", store});
+    return testing::RunProcess(args, dir_);
+  };
+  auto gc_round = [&](int round) {
+    const std::string junk = dir_ + "/junk" + std::to_string(round);
+    testing::WriteFile(junk, testing::RandomBytes(300'000, 100 + round));
+    const std::string id = "junk" + std::to_string(round);
+    auto imported = lb({"import", junk, "--id", id, "--force"});
+    EXPECT_EQ(imported.exit_code, 0) << imported.err;
+    auto removed = lb({"rm", id});
+    EXPECT_EQ(removed.exit_code, 0) << removed.err;
+    auto gc = lb({"gc", "--json"});
+    EXPECT_EQ(gc.exit_code, 0) << gc.err;
+    if (gc.exit_code != 0) return false;
+    EXPECT_GE(gc.Json().value("packs_deleted", 0), 1) << gc.out;
+    return true;
+  };
+  ASSERT_TRUE(gc_round(0));  // the daemon's pack is gone now; the rest of blob0 is cold
+
+  std::atomic<bool> done{false};
+  std::atomic<int> rounds{1};
+  std::thread collector([&] {
+    while (!done.load() && gc_round(rounds.load())) ++rounds;
+  });
+  std::atomic<int> failed{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      std::vector<std::string> errors;
+      failed += ReadAll(mounts[t], 4096, &errors);
+      for (auto& e : errors) ADD_FAILURE() << e;
+    });
+  }
+  for (auto& t : readers) t.join();
+  done = true;
+  collector.join();
+  EXPECT_GE(rounds.load(), 2);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(sim_->counters().eios, 0u);
+  ExpectNoViolations();
+  EXPECT_EQ(::waitpid(pid_, nullptr, WNOHANG), 0);
+  auto verify = lb({"verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 TEST_F(LazyblobdTest, CorruptChunkGivesEioForItsRangeOnly) {
