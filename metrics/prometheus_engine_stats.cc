@@ -179,7 +179,7 @@ void PrometheusEngineStats::WorkerRestart() { StatsShard::Add(Shard().worker_res
 void PrometheusEngineStats::Restored() { StatsShard::Add(Shard().restores, 1); }
 
 void PrometheusEngineStats::OpenObjects(int delta, std::string_view blob_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   open_objects_ += delta;
   if (!options_.per_blob_gauge || blob_id.empty()) return;
   auto it = open_blobs_.try_emplace(std::string(blob_id), 0).first;
@@ -188,7 +188,7 @@ void PrometheusEngineStats::OpenObjects(int delta, std::string_view blob_id) {
 }
 
 void PrometheusEngineStats::SetStoreGauges(const StoreGauges& gauges) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   store_gauges_ = gauges;
   have_store_gauges_ = true;
 }
@@ -276,7 +276,7 @@ void PrometheusEngineStats::CollectShards(std::vector<MetricFamily>& out) const 
 }
 
 void PrometheusEngineStats::CollectOthers(std::vector<MetricFamily>& out) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   out.push_back(Gauge("lazyblob_open_objects", "Cache objects open (OPEN answered, not closed).",
                       static_cast<double>(open_objects_)));
   if (options_.per_blob_gauge) {

@@ -18,12 +18,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/engine_stats.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "metrics/stats_shard.h"
 #include "metrics/store_gauges.h"
@@ -96,11 +96,11 @@ class PrometheusEngineStats final : public EngineStats, public prometheus::Colle
   const std::uint64_t id_;  // unique per instance, never reused
   const std::shared_ptr<ShardRegistry> registry_;
 
-  mutable std::mutex mu_;
-  std::int64_t open_objects_ = 0;                   // guarded by mu_
-  std::map<std::string, std::int64_t> open_blobs_;  // guarded by mu_; entries > 0 only
-  bool have_store_gauges_ = false;                  // guarded by mu_
-  StoreGauges store_gauges_;                        // guarded by mu_
+  mutable Mutex mu_;
+  std::int64_t open_objects_ LB_GUARDED_BY(mu_) = 0;
+  std::map<std::string, std::int64_t> open_blobs_ LB_GUARDED_BY(mu_);  // entries > 0 only
+  bool have_store_gauges_ LB_GUARDED_BY(mu_) = false;
+  StoreGauges store_gauges_ LB_GUARDED_BY(mu_);
 };
 
 }  // namespace lazyblob

@@ -5,7 +5,7 @@
 namespace lazyblob {
 
 StatsShard* ShardRegistry::Acquire() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!free_.empty()) {
     StatsShard* s = free_.back();
     free_.pop_back();
@@ -17,7 +17,7 @@ StatsShard* ShardRegistry::Acquire() {
 
 void ShardRegistry::Release(StatsShard* shard) {
   // The lock orders the old owner's last writes before the next owner's first read.
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   free_.push_back(shard);
 }
 

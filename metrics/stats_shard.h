@@ -18,8 +18,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <vector>
+
+#include "core/mutex.h"
 
 namespace lazyblob {
 
@@ -75,14 +76,14 @@ class ShardRegistry {
   // Calls fn(const StatsShard&) for every shard ever handed out, under the registry lock.
   template <typename Fn>
   void ForEach(Fn&& fn) const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& s : shards_) fn(*s);
   }
 
  private:
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<StatsShard>> shards_;  // guarded by mu_
-  std::vector<StatsShard*> free_;                    // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<std::unique_ptr<StatsShard>> shards_ LB_GUARDED_BY(mu_);
+  std::vector<StatsShard*> free_ LB_GUARDED_BY(mu_);
 };
 
 // The calling thread's shard of the registry with unique id `registry_id` (ids are never
