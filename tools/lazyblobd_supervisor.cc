@@ -19,6 +19,7 @@
 #include "tools/lazyblobd_frontend.h"
 #include "tools/lazyblobd_keeper.h"
 #include "tools/lazyblobd_logging.h"
+#include "tools/lazyblobd_read_journal.h"
 #include "tools/lazyblobd_worker.h"
 #include "transport/cachefiles_device.h"
 #include "transport/fd_passing.h"
@@ -47,6 +48,26 @@ Result<UniqueFd> OpenDevice(const DaemonConfig& config) {
   o.cache_dir = config.cache_dir;
   LB_ASSIGN_OR_RETURN(auto dev, CachefilesDevice::Open(o));
   return DupFd(dev->fd());
+}
+
+// More than any worker serves at once (--threads), so every READ in flight is recorded.
+constexpr int kReadJournalSlots = 1024;
+
+// A worker died: which READs it left unanswered, and whether some of them now count as
+// the READ that kills every worker.
+void AccountForDeath(ReadJournal* journal, CrashTracker* tracker, const DaemonConfig& config) {
+  if (journal == nullptr) return;
+  const std::vector<JournaledRead> in_flight = journal->Snapshot();
+  for (const JournaledRead& r : in_flight)
+    spdlog::warn("READ in flight at the death: {}", r.Describe());
+  tracker->set_limits(config.read_crash_limit, std::chrono::seconds(config.read_crash_window_s));
+  for (const JournaledRead& r : tracker->WorkerDied(in_flight, Clock::now())) {
+    spdlog::error(
+        "{} was in flight at {} worker deaths within {} s: the next workers fail READs over it "
+        "(EIO) and serve the rest",
+        r.Describe(), config.read_crash_limit, config.read_crash_window_s);
+  }
+  journal->Clear();
 }
 
 std::string DescribeExit(int status) {
@@ -116,6 +137,18 @@ int RunSupervisor(const DaemonConfig& start_config) {
   bool restore = device->from_fd_store, stopping = false, notified = false;
   // fanotify: what workers must not lose when they die (tools/lazyblobd_keeper.h).
   FdKeeper keeper;
+  // cachefiles: the READs each worker has in flight, shared with it (read after its death).
+  std::unique_ptr<ReadJournal> journal;
+  if (!device->fanotify) {
+    auto j = ReadJournal::Create(kReadJournalSlots);
+    if (!j.ok()) {
+      spdlog::error("{}", j.status().ToString());
+      return kExitFailure;
+    }
+    journal = std::move(*j);
+  }
+  CrashTracker crash_tracker(config.read_crash_limit,
+                             std::chrono::seconds(config.read_crash_window_s));
   int restarts = 0;
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
@@ -153,6 +186,8 @@ int RunSupervisor(const DaemonConfig& start_config) {
       launch.keeper_fd = std::move(keeper_wrk);
       launch.journal = device->journal.get();
       launch.restart_count = restarts;
+      launch.read_journal = journal.get();
+      launch.poisoned_reads = crash_tracker.poisoned();
       const int w = ready_w.release();
       launch.on_ready = [w] {
         const char one = 1;
@@ -254,6 +289,7 @@ int RunSupervisor(const DaemonConfig& start_config) {
           DescribeExit(status));
       return WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : kExitFailure;
     }
+    AccountForDeath(journal.get(), &crash_tracker, config);
     if (Clock::now() - started > std::chrono::seconds(10)) backoff = std::chrono::milliseconds(100);
     spdlog::warn("worker {} died ({}); restarting in {} ms", pid, DescribeExit(status),
                  backoff.count());

@@ -1,0 +1,62 @@
+// ReadWatch: the worker's ReadObserver (core/request_engine.h). For each READ it
+//  - fails it at once when it overlaps a range the supervisor poisoned (a READ that was in
+//    flight at every one of the last crashes; tools/lazyblobd_read_journal.h), logging the
+//    blob and range;
+//  - records it in the supervisor's ReadJournal until it is answered;
+//  - applies the test failpoint, if one is set.
+//
+// Failpoints are compiled in and off unless LAZYBLOB_FAILPOINT is set when the worker
+// starts (ParseFailpoint):
+//  - crash_on_read:[BLOB:]OFFSET  every worker kills itself (SIGKILL) on a READ covering
+//                                 OFFSET (of blob BLOB, if given);
+//  - hold_read[:[BLOB:]OFFSET]    the first worker (not a restarted one) never answers a READ
+//                                 (covering OFFSET): it stays taken until it is killed.
+//
+// Thread-safety: BeginRead/EndRead from any thread. Lifetimes: the journal is borrowed and
+// must outlive the watch.
+#ifndef LAZYBLOB_TOOLS_LAZYBLOBD_READ_WATCH_H_
+#define LAZYBLOB_TOOLS_LAZYBLOBD_READ_WATCH_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/request_engine.h"
+#include "core/status.h"
+#include "tools/lazyblobd_read_journal.h"
+
+namespace lazyblob {
+
+inline constexpr const char* kFailpointEnv = "LAZYBLOB_FAILPOINT";
+
+struct Failpoint {
+  enum class Kind { kNone, kCrashOnRead, kHoldRead };
+  Kind kind = Kind::kNone;
+  std::optional<std::uint64_t> offset;  // the READ must cover it (unset: any READ)
+  std::string blob_id;                  // the READ must be of this blob (empty: any)
+};
+
+// Parses a LAZYBLOB_FAILPOINT value ("" or null: none).
+Result<Failpoint> ParseFailpoint(const char* spec);
+
+class ReadWatch final : public ReadObserver {
+ public:
+  // `journal` may be null (no supervisor). `first_worker`: no worker died before this one.
+  ReadWatch(ReadJournal* journal, std::vector<JournaledRead> poisoned, Failpoint failpoint,
+            bool first_worker);
+
+  bool BeginRead(std::uint32_t msg_id, std::string_view blob_id, std::uint64_t offset,
+                 std::uint64_t length) override;
+  void EndRead(std::uint32_t msg_id) override;
+
+ private:
+  ReadJournal* const journal_;
+  const std::vector<JournaledRead> poisoned_;
+  const Failpoint failpoint_;
+  const bool first_worker_;
+};
+
+}  // namespace lazyblob
+
+#endif  // LAZYBLOB_TOOLS_LAZYBLOBD_READ_WATCH_H_
