@@ -294,6 +294,32 @@ TEST_F(LazyblobdTest, KillNineOfAWorkerHoldingATakenReadRedeliversIt) {
   ExpectNoViolations();
 }
 
+// Issue 14 (1): the daemon lifts its fd soft limit to the hard limit, so the kernel's anon
+// fds do not run out at the default 1024; the worker inherits it.
+TEST_F(LazyblobdTest, TheFdSoftLimitIsRaisedToTheHardLimit) {
+  rlimit lim{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
+  if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max <= 256) GTEST_SKIP() << "hard limit too low";
+  const std::string log = dir_ + "/daemon.log";
+  nofile_soft_ = 256;
+  StartDaemon({}, log);
+  ASSERT_NE(WaitForLog(log, "serving store"), std::string::npos);
+  pid_t worker = -1;
+  for (int i = 0; i < 1000 && worker <= 0; ++i, ::usleep(10'000)) worker = WorkerPid();
+  ASSERT_GT(worker, 0);
+  std::ifstream in("/proc/" + std::to_string(worker) + "/limits");
+  std::string line, soft, hard;
+  while (std::getline(in, line)) {
+    if (line.rfind("Max open files", 0) != 0) continue;
+    std::istringstream fields(line.substr(std::string("Max open files").size()));
+    fields >> soft >> hard;
+  }
+  EXPECT_EQ(soft, hard);
+  EXPECT_EQ(hard, lim.rlim_max == RLIM_INFINITY ? "unlimited" : std::to_string(lim.rlim_max));
+  EXPECT_NE(ReadLog(log).find("fd limit (RLIMIT_NOFILE): soft 256 -> " + hard), std::string::npos)
+      << ReadLog(log);
+}
+
 TEST_F(LazyblobdTest, ConcurrentReadersOfBlobsSharingChunksGetEveryByte) {
   StartDaemon();
   std::vector<SimMount> mounts;
