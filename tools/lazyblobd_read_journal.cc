@@ -23,6 +23,11 @@ struct ReadJournal::Slot {
   std::uint64_t length = 0;
   char blob_id[kMaxBlobId + 1] = {};
 };
+struct ReadJournal::BlobSlot {
+  std::atomic<std::uint32_t> state{Slot::kFree};
+  std::uint32_t blob_len = 0;
+  char blob_id[kMaxBlobId + 1] = {};
+};
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
               "the journal is shared between processes");
 
@@ -37,17 +42,65 @@ std::string JournaledRead::Describe() const {
   return "blob '" + blob_id + "' [" + std::to_string(offset) + ", +" + std::to_string(length) + ")";
 }
 
-Result<std::unique_ptr<ReadJournal>> ReadJournal::Create(int slots) {
-  if (slots <= 0) return InvalidArgument("read journal: slots must be > 0");
-  const std::size_t bytes = sizeof(Slot) * static_cast<std::size_t>(slots);
+Result<std::unique_ptr<ReadJournal>> ReadJournal::Create(int slots, int blob_slots) {
+  if (slots <= 0 || blob_slots <= 0) return InvalidArgument("read journal: slots must be > 0");
+  const std::size_t read_bytes = sizeof(Slot) * static_cast<std::size_t>(slots);
+  const std::size_t bytes = read_bytes + sizeof(BlobSlot) * static_cast<std::size_t>(blob_slots);
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return Status::FromErrno(errno, "read journal: mmap");
   Slot* s = static_cast<Slot*>(p);
   for (int i = 0; i < slots; ++i) new (&s[i]) Slot();
-  return std::unique_ptr<ReadJournal>(new ReadJournal(s, slots));
+  static_assert(sizeof(Slot) % alignof(BlobSlot) == 0);
+  BlobSlot* b = reinterpret_cast<BlobSlot*>(static_cast<char*>(p) + read_bytes);
+  for (int i = 0; i < blob_slots; ++i) new (&b[i]) BlobSlot();
+  return std::unique_ptr<ReadJournal>(new ReadJournal(s, slots, b, blob_slots, bytes));
 }
 
-ReadJournal::~ReadJournal() { ::munmap(slots_, sizeof(Slot) * static_cast<std::size_t>(count_)); }
+ReadJournal::~ReadJournal() { ::munmap(slots_, bytes_); }
+
+void ReadJournal::BlobOpened(std::string_view blob_id) {
+  MutexLock lock(&mu_);
+  if (auto it = open_.find(blob_id); it != open_.end()) {
+    ++it->second.second;
+    return;
+  }
+  std::vector<bool> used(static_cast<std::size_t>(blob_count_), false);
+  for (const auto& [id, v] : open_) {
+    if (v.first >= 0) used[static_cast<std::size_t>(v.first)] = true;
+  }
+  int index = -1;
+  for (int i = 0; i < blob_count_ && index < 0; ++i) {
+    if (!used[static_cast<std::size_t>(i)]) index = i;
+  }
+  open_.emplace(std::string(blob_id), std::make_pair(index, 1));
+  if (index < 0) return;  // no room: counted, not recorded
+  BlobSlot& s = blobs_[index];
+  s.state.store(Slot::kWriting, std::memory_order_relaxed);
+  const std::size_t n = std::min(blob_id.size(), kMaxBlobId);
+  std::memcpy(s.blob_id, blob_id.data(), n);
+  s.blob_len = static_cast<std::uint32_t>(n);
+  s.state.store(Slot::kUsed, std::memory_order_release);
+}
+
+void ReadJournal::BlobClosed(std::string_view blob_id) {
+  MutexLock lock(&mu_);
+  auto it = open_.find(blob_id);
+  if (it == open_.end() || --it->second.second > 0) return;
+  if (it->second.first >= 0) {
+    blobs_[it->second.first].state.store(Slot::kFree, std::memory_order_release);
+  }
+  open_.erase(it);
+}
+
+std::vector<std::string> ReadJournal::OpenBlobs() const {
+  std::vector<std::string> out;
+  for (int i = 0; i < blob_count_; ++i) {
+    const BlobSlot& s = blobs_[i];
+    if (s.state.load(std::memory_order_acquire) != Slot::kUsed) continue;
+    out.emplace_back(s.blob_id, std::min<std::size_t>(s.blob_len, kMaxBlobId));
+  }
+  return out;
+}
 
 void ReadJournal::Begin(std::uint32_t msg_id, std::string_view blob_id, std::uint64_t offset,
                         std::uint64_t length) {
@@ -105,6 +158,9 @@ std::vector<JournaledRead> ReadJournal::Snapshot() const {
 
 void ReadJournal::Clear() {
   for (int i = 0; i < count_; ++i) slots_[i].state.store(Slot::kFree, std::memory_order_release);
+  for (int i = 0; i < blob_count_; ++i) {
+    blobs_[i].state.store(Slot::kFree, std::memory_order_release);
+  }
 }
 
 std::vector<JournaledRead> CrashTracker::WorkerDied(const std::vector<JournaledRead>& in_flight,

@@ -1,7 +1,9 @@
-// ReadJournal: the READs a worker has begun and not yet answered, kept in a shared anonymous
-// mapping that the supervisor creates before it forks workers. A worker that dies (kill -9,
-// a crash in a decoder) leaves its entries behind; the supervisor reads them after waitpid
-// and learns which READs were in flight when it died.
+// ReadJournal: the READs a worker has begun and not yet answered, and the blobs it has open,
+// kept in a shared anonymous mapping that the supervisor creates before it forks workers. A
+// worker that dies (kill -9, a crash in a decoder) leaves its entries behind; the supervisor
+// reads them after waitpid and learns which READs were in flight and which blobs were open
+// (it then holds their leases across the restart: after `restore` the kernel reopens an
+// idle object only at its next READ, KERNEL_FACTS (l)).
 //
 // CrashTracker: the supervisor's count, per READ range, of the worker deaths it was in
 // flight for. A range in flight at `crash_limit` deaths within `window` is poisoned: the
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,8 +45,9 @@ struct JournaledRead {
 
 class ReadJournal {
  public:
-  // Room for `slots` READs in flight at once; more are served but not recorded.
-  static Result<std::unique_ptr<ReadJournal>> Create(int slots);
+  // Room for `slots` READs in flight at once and `blob_slots` open blobs; more are served
+  // but not recorded.
+  static Result<std::unique_ptr<ReadJournal>> Create(int slots, int blob_slots = 4096);
   ~ReadJournal();
   ReadJournal(const ReadJournal&) = delete;
   ReadJournal& operator=(const ReadJournal&) = delete;
@@ -53,16 +57,30 @@ class ReadJournal {
              std::uint64_t length);
   void End(std::uint32_t msg_id);
 
+  // Worker: one more / one fewer holder of `blob_id` open (counted: a blob may be open as
+  // several objects). A blob that does not fit is not recorded.
+  void BlobOpened(std::string_view blob_id);
+  void BlobClosed(std::string_view blob_id);
+
   // Supervisor, with no worker alive: the READs recorded and not ended.
   std::vector<JournaledRead> Snapshot() const;
+  // Supervisor, with no worker alive: the blobs open.
+  std::vector<std::string> OpenBlobs() const;
   void Clear();
 
  private:
   struct Slot;
-  ReadJournal(Slot* slots, int count) : slots_(slots), count_(count) {}
+  struct BlobSlot;
+  ReadJournal(Slot* slots, int count, BlobSlot* blobs, int blob_count, std::size_t bytes)
+      : slots_(slots), count_(count), blobs_(blobs), blob_count_(blob_count), bytes_(bytes) {}
 
   Slot* const slots_;  // in the shared mapping
   const int count_;
+  BlobSlot* const blobs_;  // in the shared mapping, after the READ slots
+  const int blob_count_;
+  const std::size_t bytes_;
+  // Worker-local: blob id -> (slot, holders).
+  std::map<std::string, std::pair<int, int>, std::less<>> open_ LB_GUARDED_BY(mu_);
   // Worker-local: which slot each READ took (the mapping only holds the data).
   Mutex mu_;
   std::vector<std::uint32_t> slot_msg_ LB_GUARDED_BY(mu_);

@@ -47,11 +47,37 @@ Result<Failpoint> ParseFailpoint(const char* spec) {
 }
 
 ReadWatch::ReadWatch(ReadJournal* journal, std::vector<JournaledRead> poisoned, Failpoint failpoint,
-                     bool first_worker)
+                     bool first_worker, std::vector<BlobLease> inherited_leases)
     : journal_(journal),
       poisoned_(std::move(poisoned)),
       failpoint_(failpoint),
-      first_worker_(first_worker) {}
+      first_worker_(first_worker) {
+  MutexLock lock(&mu_);
+  for (BlobLease& lease : inherited_leases) {
+    const std::string id = lease.blob_id();
+    if (!inherited_.emplace(id, std::move(lease)).second) continue;
+    // Still open as far as the kernel knows: kept across a further death too.
+    if (journal_ != nullptr) journal_->BlobOpened(id);
+  }
+}
+
+void ReadWatch::ObjectOpened(std::string_view blob_id) {
+  if (journal_ != nullptr) journal_->BlobOpened(blob_id);
+  MutexLock lock(&mu_);
+  if (auto it = inherited_.find(blob_id); it != inherited_.end()) {
+    inherited_.erase(it);  // the engine's hold leases the blob now
+    if (journal_ != nullptr) journal_->BlobClosed(blob_id);
+  }
+}
+
+void ReadWatch::ObjectClosed(std::string_view blob_id) {
+  if (journal_ != nullptr) journal_->BlobClosed(blob_id);
+}
+
+std::size_t ReadWatch::inherited_leases() const {
+  MutexLock lock(&mu_);
+  return inherited_.size();
+}
 
 bool ReadWatch::BeginRead(std::uint32_t msg_id, std::string_view blob_id, std::uint64_t offset,
                           std::uint64_t length) {

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "store/blob_lease.h"
 #include "tools/lazyblobd_config.h"
 #include "tools/lazyblobd_frontend.h"
 #include "tools/lazyblobd_keeper.h"
@@ -55,8 +56,26 @@ constexpr int kReadJournalSlots = 1024;
 
 // A worker died: which READs it left unanswered, and whether some of them now count as
 // the READ that kills every worker.
-void AccountForDeath(ReadJournal* journal, CrashTracker* tracker, const DaemonConfig& config) {
-  if (journal == nullptr) return;
+// Also returns the leases of the blobs it had open (KERNEL_FACTS (l): after `restore` the
+// kernel reopens an idle object only at its next READ, so without them `rm` would succeed
+// on a mounted blob), for the next worker.
+std::vector<BlobLease> AccountForDeath(ReadJournal* journal, CrashTracker* tracker,
+                                       const DaemonConfig& config) {
+  std::vector<BlobLease> leases;
+  if (journal == nullptr) return leases;
+  for (const std::string& blob : journal->OpenBlobs()) {
+    if (config.store_dir.empty()) break;  // an origin-only node has no leases
+    auto lease = BlobLease::Acquire(config.store_dir, blob);
+    if (!lease.ok()) {
+      spdlog::warn("lease of open blob '{}' not kept: {}", blob, lease.status().ToString());
+      continue;
+    }
+    leases.push_back(std::move(*lease));
+  }
+  if (!leases.empty()) {
+    spdlog::info("holding the leases of {} blobs open at the death for the next worker",
+                 leases.size());
+  }
   const std::vector<JournaledRead> in_flight = journal->Snapshot();
   for (const JournaledRead& r : in_flight)
     spdlog::warn("READ in flight at the death: {}", r.Describe());
@@ -68,6 +87,7 @@ void AccountForDeath(ReadJournal* journal, CrashTracker* tracker, const DaemonCo
         r.Describe(), config.read_crash_limit, config.read_crash_window_s);
   }
   journal->Clear();
+  return leases;
 }
 
 std::string DescribeExit(int status) {
@@ -149,6 +169,8 @@ int RunSupervisor(const DaemonConfig& start_config) {
   }
   CrashTracker crash_tracker(config.read_crash_limit,
                              std::chrono::seconds(config.read_crash_window_s));
+  // Leases of the blobs the last worker had open, for the next one (AccountForDeath).
+  std::vector<BlobLease> kept_leases;
   int restarts = 0;
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
@@ -188,6 +210,7 @@ int RunSupervisor(const DaemonConfig& start_config) {
       launch.restart_count = restarts;
       launch.read_journal = journal.get();
       launch.poisoned_reads = crash_tracker.poisoned();
+      launch.inherited_leases = std::move(kept_leases);
       const int w = ready_w.release();
       launch.on_ready = [w] {
         const char one = 1;
@@ -197,6 +220,8 @@ int RunSupervisor(const DaemonConfig& start_config) {
       std::_Exit(RunWorker(config, std::move(launch)));
     }
     child_fd->reset();
+    // The worker's copies of the lease fds hold the locks now (one open file description).
+    kept_leases.clear();
     ready_w.reset();
     keeper_wrk.reset();
     spdlog::info("worker pid {} started{}", pid, restore ? " (restore)" : "");
@@ -289,7 +314,7 @@ int RunSupervisor(const DaemonConfig& start_config) {
           DescribeExit(status));
       return WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : kExitFailure;
     }
-    AccountForDeath(journal.get(), &crash_tracker, config);
+    kept_leases = AccountForDeath(journal.get(), &crash_tracker, config);
     if (Clock::now() - started > std::chrono::seconds(10)) backoff = std::chrono::milliseconds(100);
     spdlog::warn("worker {} died ({}); restarting in {} ms", pid, DescribeExit(status),
                  backoff.count());

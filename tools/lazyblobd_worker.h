@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/unique_fd.h"
+#include "store/blob_lease.h"
 #include "tools/lazyblobd_config.h"
 #include "tools/lazyblobd_read_journal.h"
 
@@ -42,6 +43,8 @@ struct WorkerLaunch {
   // found in flight at too many crashes, which this worker fails instead of serving.
   ReadJournal* read_journal = nullptr;
   std::vector<JournaledRead> poisoned_reads;
+  // Leases of the blobs the previous worker had open, held until this one reopens them.
+  std::vector<BlobLease> inherited_leases;
 };
 
 // Returns the process exit code.

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "tools/lazyblobd_read_watch.h"
 
 namespace lazyblob {
@@ -45,6 +47,54 @@ TEST(ReadJournal, MoreReadsThanSlotsAreServedUnrecorded) {
   (*journal)->End(1);
   (*journal)->End(2);
   EXPECT_TRUE((*journal)->Snapshot().empty());
+}
+
+// Issue 14 (2): the blobs a worker had open when it died, counted per holder.
+TEST(ReadJournal, BlobsOpenWhenTheWorkerDiesAreSeenByTheSupervisor) {
+  auto journal = ReadJournal::Create(4, 4);
+  ASSERT_TRUE(journal.ok());
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    (*journal)->BlobOpened("kept");
+    (*journal)->BlobOpened("kept");  // two objects of one blob
+    (*journal)->BlobClosed("kept");
+    (*journal)->BlobOpened("gone");
+    (*journal)->BlobClosed("gone");
+    ::_exit(0);
+  }
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  EXPECT_EQ((*journal)->OpenBlobs(), std::vector<std::string>{"kept"});
+  (*journal)->Clear();
+  EXPECT_TRUE((*journal)->OpenBlobs().empty());
+}
+
+// An inherited lease is kept (and journaled, for a further death) until the engine opens
+// the blob itself.
+TEST(ReadWatch, AnInheritedLeaseIsHeldUntilTheBlobIsReopened) {
+  char tmpl[] = "/var/tmp/lazyblob-watch-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string store = tmpl;
+  auto lease = BlobLease::Acquire(store, "b");
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  auto journal = ReadJournal::Create(4, 4);
+  ASSERT_TRUE(journal.ok());
+  std::vector<BlobLease> leases;
+  leases.push_back(std::move(*lease));
+  {
+    ReadWatch w(journal->get(), {}, Failpoint{}, false, std::move(leases));
+    EXPECT_EQ(w.inherited_leases(), 1u);
+    EXPECT_EQ((*journal)->OpenBlobs(), std::vector<std::string>{"b"});
+    w.ObjectOpened("other");
+    EXPECT_EQ(w.inherited_leases(), 1u);
+    w.ObjectOpened("b");
+    EXPECT_EQ(w.inherited_leases(), 0u);
+    // Still open: now as the engine's object.
+    EXPECT_EQ((*journal)->OpenBlobs().size(), 2u);
+    w.ObjectClosed("b");
+    EXPECT_EQ((*journal)->OpenBlobs(), std::vector<std::string>{"other"});
+  }
+  std::filesystem::remove_all(store);
 }
 
 TEST(CrashTracker, ARangeInFlightAtLimitDeathsWithinTheWindowIsPoisoned) {

@@ -294,6 +294,46 @@ TEST_F(LazyblobdTest, KillNineOfAWorkerHoldingATakenReadRedeliversIt) {
   ExpectNoViolations();
 }
 
+// Issue 14 (2): after `restore` the kernel reopens an idle object only at its next READ
+// (KERNEL_FACTS (l), now simulated), so the new worker holds no lease on an idle mount and
+// `lazyblob rm` went through; the next READ then failed. The supervisor now hands the
+// leases of the blobs open at the death to the next worker.
+TEST_F(LazyblobdTest, RmOfAMountedBlobIsRefusedAfterAWorkerRestart) {
+  const std::string log = dir_ + "/daemon.log";
+  StartDaemon({"--write-ahead", "0"}, log);
+  SimMount m = MountBlob(0);
+  std::vector<std::byte> buf(65536);
+  ASSERT_TRUE(sim_->Read(m, 0, buf).ok());
+  pid_t worker = -1;
+  for (int i = 0; i < 1000 && worker <= 0; ++i, ::usleep(10'000)) worker = WorkerPid();
+  ASSERT_GT(worker, 0);
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  const std::size_t restarted = WaitForLog(log, "(restore)");
+  ASSERT_NE(restarted, std::string::npos);
+  ASSERT_NE(WaitForLog(log, "serving store", restarted), std::string::npos);
+  // `lazyblob rm blob0`, in a child (the store's threads stay out of this process).
+  const pid_t rm = ::fork();
+  ASSERT_GE(rm, 0);
+  if (rm == 0) {
+    ChunkStoreOptions so;
+    so.path = dir_ + "/store";
+    so.writable = true;
+    auto store = ChunkStore::Open(so);
+    if (!store.ok()) ::_exit(3);
+    const Status st = (*store)->Remove("blob0");
+    ::_exit(st.ok() ? 0 : st.code() == StatusCode::kBusy ? 2 : 4);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(rm, &status, 0), rm);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2) << "rm of a mounted blob was not refused as busy\n"
+                                    << ReadLog(log);
+  // The mount reads on: its object is reopened at this READ.
+  EXPECT_EQ(ReadAll(m, 65536, nullptr), 0);
+  EXPECT_EQ(sim_->counters().eios, 0u);
+  ExpectNoViolations();
+}
+
 // Issue 14 (1): the daemon lifts its fd soft limit to the hard limit, so the kernel's anon
 // fds do not run out at the default 1024; the worker inherits it.
 TEST_F(LazyblobdTest, TheFdSoftLimitIsRaisedToTheHardLimit) {
