@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -74,6 +75,16 @@ void ReadWatch::ObjectClosed(std::string_view blob_id) {
   if (journal_ != nullptr) journal_->BlobClosed(blob_id);
 }
 
+void ReadWatch::ExpectRedelivered(std::vector<JournaledRead> reads) {
+  MutexLock lock(&mu_);
+  expected_ = std::move(reads);
+}
+
+std::uint64_t ReadWatch::redelivered() const {
+  MutexLock lock(&mu_);
+  return redelivered_;
+}
+
 std::size_t ReadWatch::inherited_leases() const {
   MutexLock lock(&mu_);
   return inherited_.size();
@@ -91,6 +102,16 @@ bool ReadWatch::BeginRead(std::uint32_t msg_id, std::string_view blob_id, std::u
     }
   }
   if (journal_ != nullptr) journal_->Begin(msg_id, blob_id, offset, length);
+  {
+    MutexLock lock(&mu_);
+    const JournaledRead r{std::string(blob_id), offset, length};
+    if (auto it = std::find(expected_.begin(), expected_.end(), r); it != expected_.end()) {
+      expected_.erase(it);
+      ++redelivered_;
+      spdlog::info("READ {} of {} re-delivered after the previous worker died", msg_id,
+                   r.Describe());
+    }
+  }
   if (failpoint_.kind == Failpoint::Kind::kNone) return true;
   const bool covers = (failpoint_.blob_id.empty() || failpoint_.blob_id == blob_id) &&
                       (!failpoint_.offset.has_value() ||

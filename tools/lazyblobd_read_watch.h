@@ -64,6 +64,11 @@ class ReadWatch final : public ReadObserver {
   // Inherited leases not yet replaced by the engine's own.
   std::size_t inherited_leases() const;
 
+  // The READs the previous worker left unanswered: each one seen again (the kernel
+  // re-delivers it after `restore`, same range) is logged as re-delivered and counted.
+  void ExpectRedelivered(std::vector<JournaledRead> reads);
+  std::uint64_t redelivered() const;
+
  private:
   ReadJournal* const journal_;
   const std::vector<JournaledRead> poisoned_;
@@ -71,6 +76,8 @@ class ReadWatch final : public ReadObserver {
   const bool first_worker_;
   mutable Mutex mu_;
   std::map<std::string, BlobLease, std::less<>> inherited_ LB_GUARDED_BY(mu_);
+  std::vector<JournaledRead> expected_ LB_GUARDED_BY(mu_);
+  std::uint64_t redelivered_ LB_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace lazyblob

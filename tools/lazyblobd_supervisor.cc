@@ -59,8 +59,10 @@ constexpr int kReadJournalSlots = 1024;
 // Also returns the leases of the blobs it had open (KERNEL_FACTS (l): after `restore` the
 // kernel reopens an idle object only at its next READ, so without them `rm` would succeed
 // on a mounted blob), for the next worker.
+// `in_flight` gets the READs it left unanswered.
 std::vector<BlobLease> AccountForDeath(ReadJournal* journal, CrashTracker* tracker,
-                                       const DaemonConfig& config) {
+                                       const DaemonConfig& config,
+                                       std::vector<JournaledRead>* in_flight_out) {
   std::vector<BlobLease> leases;
   if (journal == nullptr) return leases;
   for (const std::string& blob : journal->OpenBlobs()) {
@@ -87,6 +89,7 @@ std::vector<BlobLease> AccountForDeath(ReadJournal* journal, CrashTracker* track
         r.Describe(), config.read_crash_limit, config.read_crash_window_s);
   }
   journal->Clear();
+  *in_flight_out = in_flight;
   return leases;
 }
 
@@ -171,6 +174,7 @@ int RunSupervisor(const DaemonConfig& start_config) {
                              std::chrono::seconds(config.read_crash_window_s));
   // Leases of the blobs the last worker had open, for the next one (AccountForDeath).
   std::vector<BlobLease> kept_leases;
+  std::vector<JournaledRead> last_in_flight;  // what the last worker left unanswered
   int restarts = 0;
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
@@ -211,6 +215,7 @@ int RunSupervisor(const DaemonConfig& start_config) {
       launch.read_journal = journal.get();
       launch.poisoned_reads = crash_tracker.poisoned();
       launch.inherited_leases = std::move(kept_leases);
+      launch.unanswered_reads = last_in_flight;
       const int w = ready_w.release();
       launch.on_ready = [w] {
         const char one = 1;
@@ -314,7 +319,7 @@ int RunSupervisor(const DaemonConfig& start_config) {
           DescribeExit(status));
       return WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : kExitFailure;
     }
-    kept_leases = AccountForDeath(journal.get(), &crash_tracker, config);
+    kept_leases = AccountForDeath(journal.get(), &crash_tracker, config, &last_in_flight);
     if (Clock::now() - started > std::chrono::seconds(10)) backoff = std::chrono::milliseconds(100);
     spdlog::warn("worker {} died ({}); restarting in {} ms", pid, DescribeExit(status),
                  backoff.count());

@@ -139,6 +139,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   // Outlives the engine (declared before it).
   ReadWatch read_watch(launch.read_journal, launch.poisoned_reads, *failpoint,
                        launch.restart_count == 0, std::move(launch.inherited_leases));
+  read_watch.ExpectRedelivered(std::move(launch.unanswered_reads));
   EngineOptions eo = config.engine();
   eo.restore_on_start = launch.restore;
   eo.read_observer = &read_watch;

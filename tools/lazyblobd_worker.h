@@ -45,6 +45,8 @@ struct WorkerLaunch {
   std::vector<JournaledRead> poisoned_reads;
   // Leases of the blobs the previous worker had open, held until this one reopens them.
   std::vector<BlobLease> inherited_leases;
+  // The READs the previous worker left unanswered (logged when re-delivered).
+  std::vector<JournaledRead> unanswered_reads;
 };
 
 // Returns the process exit code.

@@ -132,6 +132,17 @@ TEST(ReadWatch, FailsReadsOverlappingAPoisonedRangeOnly) {
   EXPECT_TRUE(w.BeginRead(6, "c", 65536, 65536));  // another blob
 }
 
+TEST(ReadWatch, ReadsTheLastWorkerLeftUnansweredAreCountedWhenReDelivered) {
+  ReadWatch w(nullptr, {}, Failpoint{}, false);
+  w.ExpectRedelivered({JournaledRead{"b", 4096, 4096}});
+  EXPECT_TRUE(w.BeginRead(1, "b", 0, 4096));
+  EXPECT_EQ(w.redelivered(), 0u);
+  EXPECT_TRUE(w.BeginRead(2, "b", 4096, 4096));
+  EXPECT_EQ(w.redelivered(), 1u);
+  EXPECT_TRUE(w.BeginRead(3, "b", 4096, 4096));  // once
+  EXPECT_EQ(w.redelivered(), 1u);
+}
+
 TEST(Failpoint, SpecsParseAndBadOnesAreRefused) {
   auto none = ParseFailpoint(nullptr);
   ASSERT_TRUE(none.ok());

@@ -292,6 +292,9 @@ TEST_F(LazyblobdTest, KillNineOfAWorkerHoldingATakenReadRedeliversIt) {
   EXPECT_GE(sim_->counters().restores, 1u);
   EXPECT_EQ(sim_->counters().eios, 0u);
   ExpectNoViolations();
+  // The daemon sees it too (the VM scenario daemon-kill-held-read relies on this line).
+  EXPECT_NE(ReadLog(log).find("re-delivered after the previous worker died"), std::string::npos)
+      << ReadLog(log);
 }
 
 // Issue 14 (2): after `restore` the kernel reopens an idle object only at its next READ
