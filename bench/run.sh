@@ -12,6 +12,8 @@
 #      mount of the image in RAM; full run only, the VM smoke is a stage of scripts/test.sh);
 #   5. bench/fanotify/run.sh (this machine's kernel: cold/warm reads through the fanotify
 #      front end vs file-backed mounts of the raw and the lz4hc image, and the limit loop);
+#   6. scale_bench: 10,000 concurrent READs over 1,000 open objects through lazyblobd, its
+#      RSS and fd count vs their bounds (bench/results/scale.md);
 # then writes the report (bench/report/make_report.py).
 #
 # usage: bench/run.sh [--smoke]
@@ -173,6 +175,19 @@ if [[ $SMOKE == 1 ]]; then
   step "fanotify (smoke)" "$HERE/fanotify/run.sh" --smoke --build-dir "$BUILD"
 else
   step "fanotify: cold/warm vs file-backed mounts" "$HERE/fanotify/run.sh" --build-dir "$BUILD"
+fi
+
+# --- 6. scale: 10,000 concurrent READs over 1,000 open objects (issue 14, item 10) ---
+if ninja -C "$BUILD" -j2 scale_bench lazyblobd >&2; then
+  if [[ $SMOKE == 1 ]]; then
+    step "scale (smoke)" "$BUILD/bench/scale_bench" --lazyblobd "$BUILD/tools/lazyblobd" \
+      --objects 20 --reads 200 --out "$OUT/scale-smoke"
+  else
+    step "scale: RSS and fds vs bounds" "$BUILD/bench/scale_bench" \
+      --lazyblobd "$BUILD/tools/lazyblobd" --out "$ROOT/bench/results/scale"
+  fi
+else
+  log "FAILED: building scale_bench"; FAILED+=("scale build")
 fi
 
 # --- report ---

@@ -287,9 +287,13 @@ void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) 
     Log(LogLevel::kWarn, "OPEN reused live object id " + std::to_string(message.object_id));
     filler_.Close(*replaced->file);
     stats_->OpenObjects(-1, replaced->file->map().id);
+    if (options_.read_observer != nullptr) {
+      options_.read_observer->ObjectClosed(replaced->file->map().id);
+    }
     replaced.reset();  // its hold goes now, not after the reply
   }
   stats_->OpenObjects(+1, blob_id);
+  if (options_.read_observer != nullptr) options_.read_observer->ObjectOpened(blob_id);
   Status st = pending.Reply(static_cast<std::int64_t>(size));
   if (!st.ok()) {
     Log(LogLevel::kWarn, "copen for blob '" + blob_id + "' failed: " + st.ToString());
@@ -346,6 +350,9 @@ void RequestEngine::HandleClose(const CloseMessage& message, Clock::time_point r
   }
   filler_.Close(*object->file);
   stats_->OpenObjects(-1, object->file->map().id);
+  if (options_.read_observer != nullptr) {
+    options_.read_observer->ObjectClosed(object->file->map().id);
+  }
   stats_->RequestDone(RequestOp::kClose, RequestResult::kOk, SecondsSince(received));
 }
 

@@ -44,9 +44,11 @@
 
 namespace lazyblob {
 
-// Watches the READs a worker serves (tools/: the crash journal that lets the supervisor
-// spot a READ that kills every worker, and test failpoints). Called on worker threads,
-// concurrently; Begin before anything is written for the READ, End after it is answered.
+// Watches the READs a worker serves and the blobs it has open (tools/: the crash journal
+// that lets the supervisor spot a READ that kills every worker and keep the leases of the
+// blobs open when a worker died; test failpoints). Called on worker threads, concurrently;
+// Begin before anything is written for the READ, End after it is answered; ObjectOpened
+// once an OPEN's blob is open (its hold taken), ObjectClosed when that object goes.
 // Lifetime: borrowed, must outlive the engine.
 class ReadObserver {
  public:
@@ -55,6 +57,8 @@ class ReadObserver {
   virtual bool BeginRead(std::uint32_t msg_id, std::string_view blob_id, std::uint64_t offset,
                          std::uint64_t length) = 0;
   virtual void EndRead(std::uint32_t msg_id) = 0;
+  virtual void ObjectOpened(std::string_view blob_id) { (void)blob_id; }
+  virtual void ObjectClosed(std::string_view blob_id) { (void)blob_id; }
 };
 
 struct EngineOptions {

@@ -12,6 +12,9 @@ add_executable(lazyblobd
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_origin.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_origin_config.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_preflight.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_read_journal.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_read_watch.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_rlimit.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_supervisor.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblobd_worker.cc)
 target_link_libraries(lazyblobd PRIVATE lazyblob_tools_common lazyblob_core lazyblob_store lazyblob_transport

@@ -24,6 +24,10 @@ Status DaemonConfig::Validate() const {
   if (worker_threads < 0) return InvalidArgument("--threads must be >= 0");
   if (metrics_blob_series < 0) return InvalidArgument("--metrics-blob-series must be >= 0");
   if (stop_timeout_s < 1) return InvalidArgument("--stop-timeout must be at least 1 second");
+  if (read_crash_limit < 0) return InvalidArgument("--read-crash-limit must be >= 0");
+  if (read_crash_window_s < 1) {
+    return InvalidArgument("--read-crash-window must be at least 1 second");
+  }
   if (frontend != "auto" && frontend != "cachefiles" && frontend != "fanotify") {
     return InvalidArgument("--frontend must be cachefiles, fanotify or auto");
   }
@@ -125,6 +129,8 @@ const std::map<std::string, KeySpec>& Keys() {
       {"prefetch", {Kind::kBool, "--prefetch", boolean(&C::prefetch_on_open)}},
       {"supervisor", {Kind::kBool, "--no-supervisor", boolean(&C::supervisor)}},
       {"stop_timeout", {Kind::kInt, "--stop-timeout", integer(&C::stop_timeout_s)}},
+      {"read_crash_limit", {Kind::kInt, "--read-crash-limit", integer(&C::read_crash_limit)}},
+      {"read_crash_window", {Kind::kInt, "--read-crash-window", integer(&C::read_crash_window_s)}},
       {"frontend", {Kind::kString, "--frontend", str(&C::frontend)}},
       {"control_socket", {Kind::kString, "--control-socket", str(&C::control_socket)}},
       // The [origin] table (tools/lazyblobd_origin_config.h), as dotted keys.
@@ -374,6 +380,11 @@ void AddOptions(CLI::App& app, DaemonConfig& c, std::string& write_ahead, std::s
   app.add_option("--log-format", c.log_format, "text, or json (one JSON object per line)");
   app.add_option("--stop-timeout", c.stop_timeout_s,
                  "Seconds a stopping worker gets to answer what is in flight before SIGKILL");
+  app.add_option("--read-crash-limit", c.read_crash_limit,
+                 "Fail (EIO) a READ that was in flight at this many worker crashes within "
+                 "--read-crash-window, instead of serving it again (0: never)");
+  app.add_option("--read-crash-window", c.read_crash_window_s,
+                 "Seconds over which worker crashes are counted for --read-crash-limit");
   app.add_option("--frontend", c.frontend,
                  "cachefiles (/dev/cachefiles on-demand), fanotify (EROFS file-backed mounts "
                  "filled on pre-content events, Linux >= 6.14, mounted with 'lazyblob mount') "

@@ -41,8 +41,12 @@ struct DaemonConfig {
   std::string log_format = "text";  // --log-format: text or json (one object per line)
   bool supervisor = true;           // --no-supervisor turns it off
   int stop_timeout_s = 30;          // --stop-timeout: SIGKILL a worker that has not stopped
-  bool check_config = false;        // --check-config: validate everything, then exit
-  std::string frontend = "auto";    // --frontend: cachefiles, fanotify or auto
+  // A READ in flight at this many worker deaths within read_crash_window_s is failed (EIO)
+  // by the next workers instead of served (tools/lazyblobd_read_journal.h). 0 = never.
+  int read_crash_limit = 3;       // --read-crash-limit
+  int read_crash_window_s = 300;  // --read-crash-window (seconds)
+  bool check_config = false;      // --check-config: validate everything, then exit
+  std::string frontend = "auto";  // --frontend: cachefiles, fanotify or auto
   std::string control_socket = "/run/lazyblob/control.sock";  // --control-socket (fanotify)
   bool keep_marks = false;  // hidden --fanotify-keep-marks: measure what marks cost
   OriginConfig origin;      // --origin*, [origin]: serve what the store lacks from a registry

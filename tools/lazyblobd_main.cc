@@ -1,14 +1,17 @@
 // lazyblobd: the daemon. See tools/lazyblobd_supervisor.h and tools/lazyblobd_worker.h.
 // Order: flags and config file (exit 2 on any problem), logging, the preflight checks
 // (store, cache dir, metrics address, device type: exit 2, before the device is opened),
-// then the supervisor or the worker.
+// then the fd limit raised to its hard limit, then the supervisor or the worker.
 #include <signal.h>
+
+#include <spdlog/spdlog.h>
 
 #include <cstdio>
 
 #include "tools/lazyblobd_config.h"
 #include "tools/lazyblobd_logging.h"
 #include "tools/lazyblobd_preflight.h"
+#include "tools/lazyblobd_rlimit.h"
 #include "tools/lazyblobd_supervisor.h"
 #include "tools/lazyblobd_worker.h"
 
@@ -39,6 +42,13 @@ int main(int argc, char** argv) {
                     : "simulator",
                 config.metrics_listen.empty() ? "off" : config.metrics_listen.c_str());
     return lazyblob::kExitOk;
+  }
+  // Before the supervisor forks: every worker inherits the raised limit.
+  if (auto lim = lazyblob::RaiseFdLimit(); !lim.ok()) {
+    spdlog::warn("fd limit not raised: {}", lim.status().ToString());
+  } else {
+    spdlog::info("fd limit (RLIMIT_NOFILE): soft {} -> {}, hard {}", lim->soft_before, lim->soft,
+                 lim->hard);
   }
   return config.supervisor ? lazyblob::RunSupervisor(config)
                            : lazyblob::RunWithoutSupervisor(config);

@@ -15,10 +15,12 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "store/blob_lease.h"
 #include "tools/lazyblobd_config.h"
 #include "tools/lazyblobd_frontend.h"
 #include "tools/lazyblobd_keeper.h"
 #include "tools/lazyblobd_logging.h"
+#include "tools/lazyblobd_read_journal.h"
 #include "tools/lazyblobd_worker.h"
 #include "transport/cachefiles_device.h"
 #include "transport/fd_passing.h"
@@ -47,6 +49,48 @@ Result<UniqueFd> OpenDevice(const DaemonConfig& config) {
   o.cache_dir = config.cache_dir;
   LB_ASSIGN_OR_RETURN(auto dev, CachefilesDevice::Open(o));
   return DupFd(dev->fd());
+}
+
+// More than any worker serves at once (--threads), so every READ in flight is recorded.
+constexpr int kReadJournalSlots = 1024;
+
+// A worker died: which READs it left unanswered, and whether some of them now count as
+// the READ that kills every worker.
+// Also returns the leases of the blobs it had open (KERNEL_FACTS (l): after `restore` the
+// kernel reopens an idle object only at its next READ, so without them `rm` would succeed
+// on a mounted blob), for the next worker.
+// `in_flight` gets the READs it left unanswered.
+std::vector<BlobLease> AccountForDeath(ReadJournal* journal, CrashTracker* tracker,
+                                       const DaemonConfig& config,
+                                       std::vector<JournaledRead>* in_flight_out) {
+  std::vector<BlobLease> leases;
+  if (journal == nullptr) return leases;
+  for (const std::string& blob : journal->OpenBlobs()) {
+    if (config.store_dir.empty()) break;  // an origin-only node has no leases
+    auto lease = BlobLease::Acquire(config.store_dir, blob);
+    if (!lease.ok()) {
+      spdlog::warn("lease of open blob '{}' not kept: {}", blob, lease.status().ToString());
+      continue;
+    }
+    leases.push_back(std::move(*lease));
+  }
+  if (!leases.empty()) {
+    spdlog::info("holding the leases of {} blobs open at the death for the next worker",
+                 leases.size());
+  }
+  const std::vector<JournaledRead> in_flight = journal->Snapshot();
+  for (const JournaledRead& r : in_flight)
+    spdlog::warn("READ in flight at the death: {}", r.Describe());
+  tracker->set_limits(config.read_crash_limit, std::chrono::seconds(config.read_crash_window_s));
+  for (const JournaledRead& r : tracker->WorkerDied(in_flight, Clock::now())) {
+    spdlog::error(
+        "{} was in flight at {} worker deaths within {} s: the next workers fail READs over it "
+        "(EIO) and serve the rest",
+        r.Describe(), config.read_crash_limit, config.read_crash_window_s);
+  }
+  journal->Clear();
+  *in_flight_out = in_flight;
+  return leases;
 }
 
 std::string DescribeExit(int status) {
@@ -116,6 +160,21 @@ int RunSupervisor(const DaemonConfig& start_config) {
   bool restore = device->from_fd_store, stopping = false, notified = false;
   // fanotify: what workers must not lose when they die (tools/lazyblobd_keeper.h).
   FdKeeper keeper;
+  // cachefiles: the READs each worker has in flight, shared with it (read after its death).
+  std::unique_ptr<ReadJournal> journal;
+  if (!device->fanotify) {
+    auto j = ReadJournal::Create(kReadJournalSlots);
+    if (!j.ok()) {
+      spdlog::error("{}", j.status().ToString());
+      return kExitFailure;
+    }
+    journal = std::move(*j);
+  }
+  CrashTracker crash_tracker(config.read_crash_limit,
+                             std::chrono::seconds(config.read_crash_window_s));
+  // Leases of the blobs the last worker had open, for the next one (AccountForDeath).
+  std::vector<BlobLease> kept_leases;
+  std::vector<JournaledRead> last_in_flight;  // what the last worker left unanswered
   int restarts = 0;
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
@@ -153,6 +212,10 @@ int RunSupervisor(const DaemonConfig& start_config) {
       launch.keeper_fd = std::move(keeper_wrk);
       launch.journal = device->journal.get();
       launch.restart_count = restarts;
+      launch.read_journal = journal.get();
+      launch.poisoned_reads = crash_tracker.poisoned();
+      launch.inherited_leases = std::move(kept_leases);
+      launch.unanswered_reads = last_in_flight;
       const int w = ready_w.release();
       launch.on_ready = [w] {
         const char one = 1;
@@ -162,6 +225,8 @@ int RunSupervisor(const DaemonConfig& start_config) {
       std::_Exit(RunWorker(config, std::move(launch)));
     }
     child_fd->reset();
+    // The worker's copies of the lease fds hold the locks now (one open file description).
+    kept_leases.clear();
     ready_w.reset();
     keeper_wrk.reset();
     spdlog::info("worker pid {} started{}", pid, restore ? " (restore)" : "");
@@ -254,6 +319,7 @@ int RunSupervisor(const DaemonConfig& start_config) {
           DescribeExit(status));
       return WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : kExitFailure;
     }
+    kept_leases = AccountForDeath(journal.get(), &crash_tracker, config, &last_in_flight);
     if (Clock::now() - started > std::chrono::seconds(10)) backoff = std::chrono::milliseconds(100);
     spdlog::warn("worker {} died ({}); restarting in {} ms", pid, DescribeExit(status),
                  backoff.count());

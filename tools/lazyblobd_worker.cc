@@ -17,6 +17,7 @@
 #include "tools/lazyblobd_fanotify.h"
 #include "tools/lazyblobd_logging.h"
 #include "tools/lazyblobd_origin.h"
+#include "tools/lazyblobd_read_watch.h"
 #include "tools/store_gauges_from_stats.h"
 #include "transport/cachefiles_device.h"
 #include "transport/sim_device.h"
@@ -126,8 +127,22 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   }
   std::unique_ptr<CacheDevice> device = std::move(*device_or);
   for (int i = 0; i < launch.restart_count; ++i) stats->WorkerRestart();
+  auto failpoint = ParseFailpoint(std::getenv(kFailpointEnv));
+  if (!failpoint.ok()) {
+    spdlog::error("{}", failpoint.status().message());
+    return kExitUsage;
+  }
+  if (failpoint->kind != Failpoint::Kind::kNone) {
+    spdlog::warn("{}={} is set: a test failpoint is active", kFailpointEnv,
+                 std::getenv(kFailpointEnv));
+  }
+  // Outlives the engine (declared before it).
+  ReadWatch read_watch(launch.read_journal, launch.poisoned_reads, *failpoint,
+                       launch.restart_count == 0, std::move(launch.inherited_leases));
+  read_watch.ExpectRedelivered(std::move(launch.unanswered_reads));
   EngineOptions eo = config.engine();
   eo.restore_on_start = launch.restore;
+  eo.read_observer = &read_watch;
   auto engine_or = RequestEngine::Start(eo, device.get(), source, stats.get());
   if (!engine_or.ok()) {
     spdlog::error("engine: {}", engine_or.status().ToString());

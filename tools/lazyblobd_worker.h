@@ -11,9 +11,12 @@
 #define LAZYBLOB_TOOLS_LAZYBLOBD_WORKER_H_
 
 #include <functional>
+#include <vector>
 
 #include "core/unique_fd.h"
+#include "store/blob_lease.h"
 #include "tools/lazyblobd_config.h"
+#include "tools/lazyblobd_read_journal.h"
 
 namespace lazyblob {
 
@@ -36,6 +39,14 @@ struct WorkerLaunch {
   int restart_count = 0;             // how many workers died before this one
   std::function<void()> on_ready;    // called once the engine serves
   int stop_alarm_s = 0;              // > 0: a stop that takes longer ends by SIGALRM
+  // cachefiles: the supervisor's record of READs in flight (null: none), and the ranges it
+  // found in flight at too many crashes, which this worker fails instead of serving.
+  ReadJournal* read_journal = nullptr;
+  std::vector<JournaledRead> poisoned_reads;
+  // Leases of the blobs the previous worker had open, held until this one reopens them.
+  std::vector<BlobLease> inherited_leases;
+  // The READs the previous worker left unanswered (logged when re-delivered).
+  std::vector<JournaledRead> unanswered_reads;
 };
 
 // Returns the process exit code.

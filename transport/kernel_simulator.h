@@ -20,18 +20,17 @@
 // late_completions, EINVAL in the kernel); a copen with a negative errno fails the mount
 // with EIO, a malformed copen with ENOBUFS; unknown or duplicate copen/cread ids are
 // protocol violations (EINVAL in the kernel); `restore` re-sends unanswered OPENs (same
-// msg_id, new object_id and fd), re-opens every open object (new OPEN, new object_id, new
-// fd) and after its copen re-delivers the object's pending READs with their original
-// msg_ids; the cache file is truncated to round_up(size, 4 KiB) and a size that changes
-// across a reopen drops the cached data (and counts a violation); when the device closes,
-// pending requests fail with EIO and existing mounts return ENOBUFS until remounted; ids
-// restart with the next device.
-// Known differences: replies are asynchronous, so an invalid copen/cread cannot fail the
-// daemon's write (see counters()/violations()); restore re-opens every object, where the
-// kernel re-opens only objects whose anon fd was closed (after a worker died, that is all
-// of them); the kernel's exact errnos on unaligned anon fd writes are enforced by the
-// writer's WriteBlocks (core/anon_fd_writer.h); the simulator only guarantees, by probing
-// the cache dir at Open(), that its anon fds refuse an unaligned buffer as the kernel's do.
+// msg_id, new object_id and fd), re-opens every open object that has READs pending (new
+// OPEN, new object_id, new fd) and after its copen re-delivers those READs with their
+// original msg_ids, while an idle open object stays closed until its next READ, which
+// first sends its OPEN (6.12, KERNEL_FACTS (l)); the cache file is truncated to round_up(size, 4
+// KiB) and a size that changes across a reopen drops the cached data (and counts a violation); when
+// the device closes, pending requests fail with EIO and existing mounts return ENOBUFS until
+// remounted; ids restart with the next device. Known differences: replies are asynchronous, so an
+// invalid copen/cread cannot fail the daemon's write (see counters()/violations()); the kernel's
+// exact errnos on unaligned anon fd writes are enforced by the writer's WriteBlocks
+// (core/anon_fd_writer.h); the simulator only guarantees, by probing the cache dir at Open(), that
+// its anon fds refuse an unaligned buffer as the kernel's do.
 //
 // Thread-safety: every public method is thread-safe; Read() is meant to be called from many
 // threads at once. Two internal threads (device commands, message sending) run until the

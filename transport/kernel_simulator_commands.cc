@@ -127,7 +127,8 @@ void KernelSimulator::State::HandleCopen(std::string_view args) {
   for (auto& [rid, r] : outstanding) {  // READs held while the object was reopening
     if (r->obj == obj && r->op == CacheOpcode::kRead) {
       SendRead(*r);
-      if (reopened) ++counters.reads_redelivered;
+      if (reopened && r->redeliver) ++counters.reads_redelivered;
+      r->redeliver = false;
     }
   }
 }
@@ -167,6 +168,19 @@ void KernelSimulator::State::HandleRestore() {
   }
   for (auto& [path, obj] : objects) {
     if (obj->state != ObjState::kOpen) continue;
+    // 6.12 (KERNEL_FACTS (l)): an object with READs pending is reopened now; an idle one
+    // stays closed until its next READ (ReopenForRead).
+    bool pending_read = false;
+    for (auto& [rid, r] : outstanding) {
+      if (r->obj == obj && r->op == CacheOpcode::kRead) {
+        pending_read = true;
+        r->redeliver = true;
+      }
+    }
+    if (!pending_read) {
+      obj->state = ObjState::kClosed;
+      continue;
+    }
     obj->state = ObjState::kReopening;
     auto id = AllocMsgId();
     if (!id.ok()) {
@@ -184,6 +198,17 @@ void KernelSimulator::State::HandleRestore() {
     if (Status s = SendOpen(*r); !s.ok()) Violation("restore: " + s.ToString());
   }
   out_cv.Signal();
+}
+
+Status KernelSimulator::State::ReopenForRead(const std::shared_ptr<Object>& obj) {
+  LB_ASSIGN_OR_RETURN(std::uint32_t id, AllocMsgId());
+  auto r = std::make_shared<Request>();
+  r->msg_id = id;
+  r->op = CacheOpcode::kOpen;
+  r->obj = obj;
+  obj->state = ObjState::kReopening;
+  outstanding[id] = r;
+  return SendOpen(*r);
 }
 
 // ---- Threads ----

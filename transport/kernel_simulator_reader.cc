@@ -137,6 +137,9 @@ Result<std::shared_ptr<State::Request>> RequestRange(State& s,
   if (obj->state == State::ObjState::kDead) {
     return ErrnoStatus(s.session == 0 ? ENOBUFS : EIO, "read: the object is gone");
   }
+  if (obj->state == State::ObjState::kClosed) {
+    LB_RETURN_IF_ERROR(s.ReopenForRead(obj));  // the READ below waits for its copen
+  }
   std::uint64_t end = data_at;
   for (auto& [id, r] : s.outstanding) {
     if (r->obj != obj || r->op != CacheOpcode::kRead) continue;

@@ -32,7 +32,8 @@ inline constexpr std::string_view kSimHelloOk = "LB-OK";
 inline constexpr std::string_view kSimHelloBusy = "LB-BUSY";
 
 struct KernelSimulator::State {
-  enum class ObjState { kOpening, kOpen, kReopening, kDead };
+  // kClosed: closed by a `restore` while idle; reopened (a new OPEN) at its next READ.
+  enum class ObjState { kOpening, kOpen, kReopening, kClosed, kDead };
 
   struct Object {
     std::string volume_key, cookie_key, path;
@@ -53,7 +54,8 @@ struct KernelSimulator::State {
     std::shared_ptr<Object> obj;
     std::uint64_t off = 0, len = 0;
     bool done = false;
-    int error = 0;  // positive errno for the waiter
+    bool redeliver = false;  // a READ pending at a `restore`: re-sent after the reopen
+    int error = 0;           // positive errno for the waiter
   };
 
   struct Frame {
@@ -102,6 +104,8 @@ struct KernelSimulator::State {
   std::uint32_t AllocObjectId() LB_REQUIRES(mu);
   // Sends (queues) the OPEN for `r` with a fresh object id and anon fd.
   Status SendOpen(Request& r) LB_REQUIRES(mu);
+  // A READ for an object a restore left closed: sends its OPEN (new msg_id, object_id, fd).
+  Status ReopenForRead(const std::shared_ptr<Object>& obj) LB_REQUIRES(mu);
   void SendRead(const Request& r) LB_REQUIRES(mu);
   void Finish(Request& r, int error) LB_REQUIRES(mu);
   void FailObjectRequests(const std::shared_ptr<Object>& obj, int error) LB_REQUIRES(mu);

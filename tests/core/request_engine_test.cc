@@ -461,7 +461,9 @@ TEST_F(RequestEngineTest, ReadObserverSeesEveryReadAndCanFailOne) {
       return !(blob == "a" && offset == 2 * k64K);
     }
     void EndRead(std::uint32_t) override { ++ended; }
-    std::atomic<int> begun{0}, ended{0};
+    void ObjectOpened(std::string_view blob) override { opened += blob == "a" ? 1 : 100; }
+    void ObjectClosed(std::string_view blob) override { closed += blob == "a" ? 1 : 100; }
+    std::atomic<int> begun{0}, ended{0}, opened{0}, closed{0};
   } observer;
   MakeBlob("a", 4, 97);
   EngineOptions o;
@@ -469,11 +471,15 @@ TEST_F(RequestEngineTest, ReadObserverSeesEveryReadAndCanFailOne) {
   o.write_ahead_bytes = 0;
   StartEngine(o);
   ASSERT_GT(Open(1, "a"), 0);
+  EXPECT_EQ(observer.opened.load(), 1);  // the supervisor keeps open blobs' leases by it
   Read(1, 0, 4096);
   Read(1, 2 * k64K, 4096);
   ExpectServed(1, "a", 0, 4096);
   EXPECT_FALSE(files_.Present(FileName(1), 2 * k64K, 4096));
+  device_.Push(CloseMessage{next_msg_++, 1});  // CLOSE is handled inline by the dispatcher
+  ASSERT_TRUE(device_.WaitDrained());
   engine_->Stop();
+  EXPECT_EQ(observer.closed.load(), 1);
   EXPECT_EQ(observer.begun.load(), 2);
   EXPECT_EQ(observer.ended.load(), 2);
   EXPECT_EQ(stats_.done[int(RequestOp::kRead)][int(RequestResult::kError)].load(), 1);

@@ -76,6 +76,12 @@ if command -v systemd-analyze >/dev/null; then
   check "systemd-analyze verify exits 0" test $rc -eq 0
   check "systemd-analyze verify says nothing about lazyblobd.service" \
     bash -c "! grep -q 'lazyblobd.service' '$tmp/verify.out'"
+  # Issue 14 (4): the sandbox holds. Unhardened, this unit rated 9.7 UNSAFE.
+  exposure=$(systemd-analyze security --offline=yes "$unit" 2>/dev/null |
+    sed -n 's/.*Overall exposure level for lazyblobd.service: \([0-9.]*\).*/\1/p')
+  echo "  systemd-analyze security: exposure ${exposure:-?}"
+  check "systemd-analyze security rates the unit at most 3.0 (got ${exposure:-nothing})" \
+    awk -v e="${exposure:-99}" 'BEGIN { exit !(e <= 3.0) }'
 else
   echo "FAIL: systemd-analyze not installed (scripts/install-deps.sh installs systemd)"
   failed=$((failed + 1))

@@ -6,6 +6,8 @@ if(TARGET tools_test AND TARGET lazyblobd)
     ${PROJECT_SOURCE_DIR}/tools/lazyblobd_logging.cc
     ${PROJECT_SOURCE_DIR}/tools/lazyblobd_preflight.cc
     ${PROJECT_SOURCE_DIR}/tools/lazyblobd_keeper.cc
+    ${PROJECT_SOURCE_DIR}/tools/lazyblobd_read_journal.cc
+    ${PROJECT_SOURCE_DIR}/tools/lazyblobd_read_watch.cc
     ${PROJECT_SOURCE_DIR}/tools/lazyblobd_origin_config.cc)
   target_link_libraries(tools_test PRIVATE lazyblob_tools_common lazyblob_store
     lazyblob_transport lazyblob_registry CLI11::CLI11 PkgConfig::TOMLPP spdlog::spdlog fmt::fmt)

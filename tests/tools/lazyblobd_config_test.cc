@@ -204,5 +204,28 @@ TEST(LazyblobdConfig, FrontendIsAutoCachefilesOrFanotify) {
   EXPECT_EQ(a.config.control_socket, "/t.sock");
 }
 
+// Issue 14 (6): how many crashes poison a READ, and over what window, come from flags or
+// the config file and are checked like every other setting.
+TEST(LazyblobdConfig, ReadCrashLimitAndWindowFromFlagsAndFile) {
+  ParsedArgs d = Parse({"--cache-dir", "/c"});
+  ASSERT_EQ(d.exit_code, -1);
+  EXPECT_EQ(d.config.read_crash_limit, 3);
+  EXPECT_EQ(d.config.read_crash_window_s, 300);
+  ParsedArgs a =
+      Parse({"--cache-dir", "/c", "--read-crash-limit", "5", "--read-crash-window", "9"});
+  ASSERT_EQ(a.exit_code, -1);
+  EXPECT_EQ(a.config.read_crash_limit, 5);
+  EXPECT_EQ(a.config.read_crash_window_s, 9);
+  ConfigFile f("cache_dir = \"/c\"\nread_crash_limit = 0\nread_crash_window = 60\n");
+  ParsedArgs b = Parse({"--config", f.path()});
+  ASSERT_EQ(b.exit_code, -1);
+  EXPECT_EQ(b.config.read_crash_limit, 0);
+  EXPECT_EQ(b.config.read_crash_window_s, 60);
+  EXPECT_EQ(Parse({"--cache-dir", "/c", "--read-crash-limit", "-1"}).exit_code, 2);
+  EXPECT_EQ(Parse({"--cache-dir", "/c", "--read-crash-window", "0"}).exit_code, 2);
+  auto [code, err] = ParseWithConfig("read_crash_window = \"5\"\n");
+  EXPECT_EQ(code, 2) << err;
+}
+
 }  // namespace
 }  // namespace lazyblob

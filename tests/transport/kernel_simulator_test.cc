@@ -304,6 +304,42 @@ TEST_F(SimTest, RestoreResendsOpenThenPendingReadsWithOriginalMsgIds) {
   worker2.Stop();
 }
 
+// KERNEL_FACTS (l), 6.12: after `restore` an object with no READ pending is not reopened;
+// its next READ first sends a new OPEN, then the READ. (The simulator used to reopen every
+// object at once, which hid that an idle mount holds nothing open in the new worker.)
+TEST_F(SimTest, RestoreLeavesAnIdleObjectClosedUntilItsNextRead) {
+  StartSim(64 * kKiB);
+  UniqueFd kept(::fcntl(dev_->fd(), F_DUPFD_CLOEXEC, 0));
+  auto m = sim_->Mount("erofs,x", "x", SourceImage(64 * kKiB));
+  ASSERT_TRUE(m.ok());
+  std::vector<std::byte> buf(4096);
+  ASSERT_TRUE(sim_->Read(*m, 0, buf).ok());  // answered: nothing pending
+  const std::uint32_t old_object = responder_->seen()[0].object_id;
+  responder_.reset();
+  dev_.reset();
+  auto dev2 = SimDevice::Adopt(std::move(kept));
+  ASSERT_TRUE(dev2.ok());
+  ASSERT_TRUE((*dev2)->Restore().ok());
+  testing::TestResponder worker2(dev2->get(), 64 * kKiB);
+  worker2.Start();
+  ASSERT_TRUE(Eventually([&] { return sim_->counters().restores == 1; }));
+  ::usleep(100'000);
+  EXPECT_EQ(worker2.seen().size(), 0u) << "an idle object was reopened at restore";
+  EXPECT_EQ(sim_->counters().opens_sent, 1u);
+  ASSERT_TRUE(sim_->Read(*m, 32 * kKiB, buf).ok());
+  auto seen = worker2.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].op, CacheOpcode::kOpen);
+  EXPECT_NE(seen[0].object_id, old_object);
+  EXPECT_EQ(seen[1].op, CacheOpcode::kRead);
+  EXPECT_EQ(seen[1].object_id, seen[0].object_id);
+  auto c = sim_->counters();
+  EXPECT_EQ(c.opens_sent, 2u);
+  EXPECT_EQ(c.reads_redelivered, 0u);  // a new READ, not a re-delivered one
+  EXPECT_TRUE(sim_->violations().empty());
+  worker2.Stop();
+}
+
 TEST_F(SimTest, ClosingEveryDeviceFdWithdrawsTheCache) {
   StartSim(64 * kKiB);
   responder_->answer_reads = false;
