@@ -14,6 +14,7 @@
 #include "metrics/metrics_server.h"
 #include "metrics/prometheus_engine_stats.h"
 #include "store/chunk_store.h"
+#include "store/trace_dir.h"
 #include "tools/lazyblobd_fanotify.h"
 #include "tools/lazyblobd_logging.h"
 #include "tools/lazyblobd_origin.h"
@@ -71,6 +72,11 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
     spdlog::info("origin {}: fetched chunks kept in {} (at most {} bytes)", config.origin.registry,
                  config.origin.cache_dir, config.origin.cache_bytes);
   }
+  // Access records: only when something would use them (recording on, or replay on).
+  std::unique_ptr<TraceDir> traces;
+  if (!config.trace_dir_base().empty() && (config.trace_record_s > 0 || config.trace_replay)) {
+    traces = std::make_unique<TraceDir>(config.trace_dir_base());
+  }
   ChunkSource* source = origin != nullptr ? static_cast<ChunkSource*>(origin->source.get())
                                           : static_cast<ChunkSource*>(store.get());
 
@@ -117,7 +123,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
       if (ready) ready();
       PublishStoreGauges(store.get(), *stats);
     };
-    return RunFanotifyWorker(config, launch, source, stats.get(), reload);
+    return RunFanotifyWorker(config, launch, source, stats.get(), traces.get(), reload);
   }
   auto device_or = AdoptDevice(config, std::move(launch.device_fd));
   if (!device_or.ok()) {
@@ -128,6 +134,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   for (int i = 0; i < launch.restart_count; ++i) stats->WorkerRestart();
   EngineOptions eo = config.engine();
   eo.restore_on_start = launch.restore;
+  eo.trace.store = traces.get();
   auto engine_or = RequestEngine::Start(eo, device.get(), source, stats.get());
   if (!engine_or.ok()) {
     spdlog::error("engine: {}", engine_or.status().ToString());
