@@ -191,13 +191,13 @@ FillRequest CacheFiller::PlanRange(const std::shared_ptr<CacheFile>& file, int f
   std::tie(request.first, request.demand_end) = map.Covering(offset, length);
   request.asked_begin = offset;
   request.asked_end = offset + std::min(length, map.size);
-  NoteDemand(*file, request.first, request.demand_end);
   // The window goes out before the requester is answered, so a sequential reader's next
   // requests find it (docs/engine-measurements.md).
   const std::uint64_t base = write_ahead_bytes_.load();
   request.end = stopping() || base == 0 ? request.demand_end
                                         : file->NextWindow(request.first, request.demand_end, base,
                                                            base * kWindowGrowth);
+  NoteDemand(*file, request.first, request.demand_end, request.end);
   return request;
 }
 
@@ -377,32 +377,32 @@ void CacheFiller::EndDemand() {
 bool CacheFiller::AttachTrace(CacheFile& file) {
   if (trace_.store == nullptr) return false;
   const BlobMap& map = file.map();
-  if (trace_.replay) {
-    Result<AccessTrace> record = trace_.store->Load(map.id);
-    if (record.ok()) {
-      std::vector<std::size_t> order = record->ChunksOf(map);
-      if (!order.empty()) {
-        file.set_trace(FileTrace::Replaying(file.shared_map(), std::move(order)));
-        return true;
-      }
-    } else if (record.status().code() != StatusCode::kNotFound) {
-      Log(LogLevel::kWarn,
-          "blob '" + map.id + "': access record not replayed: " + record.status().ToString());
-    }
+  if (!trace_.replay && trace_.record_window.count() == 0) return false;
+  Result<AccessTrace> record = trace_.store->Load(map.id);
+  if (!record.ok() && record.status().code() != StatusCode::kNotFound) {
+    Log(LogLevel::kWarn,
+        "blob '" + map.id + "': access record not used: " + record.status().ToString());
   }
-  if (trace_.record_window.count() > 0) {
-    // A blob that has a record (replayed or not) is not recorded again: under replay the
-    // demands no longer show what a start reads.
-    if (trace_.store->Load(map.id).ok()) return false;
+  if (record.ok()) {
+    // A blob that has a record is not recorded again: under replay the demands no longer
+    // show what a start reads.
+    if (!trace_.replay) return false;
+    std::vector<std::size_t> order = record->ChunksOf(map);
+    if (order.empty()) return false;
+    file.set_trace(FileTrace::Replaying(file.shared_map(), std::move(order)));
+    return true;
+  }
+  if (trace_.record_window.count() > 0 && record.status().code() == StatusCode::kNotFound) {
     file.set_trace(FileTrace::Recording(file.shared_map(), Clock::now(), trace_.record_window));
   }
   return false;
 }
 
-void CacheFiller::NoteDemand(CacheFile& file, std::size_t first, std::size_t demand_end) {
+void CacheFiller::NoteDemand(CacheFile& file, std::size_t first, std::size_t demand_end,
+                             std::size_t end) {
   FileTrace* trace = file.trace();
   if (trace == nullptr) return;
-  const FileTrace::Demand d = trace->NoteDemand(first, demand_end, Clock::now());
+  const FileTrace::Demand d = trace->NoteDemand(first, demand_end, end, Clock::now());
   if (d.prefetch_hit) stats_->PrefetchHit();
   if (d.record_due) SaveRecord(file);
 }

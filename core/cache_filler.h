@@ -184,8 +184,8 @@ class CacheFiller {
   // `file` should end.
   bool Throttle(const CacheFile& file, std::chrono::steady_clock::time_point start,
                 std::uint64_t bytes);
-  // Trace bookkeeping of a demand fill of [first, demand_end).
-  void NoteDemand(CacheFile& file, std::size_t first, std::size_t demand_end);
+  // Trace bookkeeping of a demand fill of [first, demand_end) writing [demand_end, end) ahead.
+  void NoteDemand(CacheFile& file, std::size_t first, std::size_t demand_end, std::size_t end);
   void SaveRecord(CacheFile& file);
   // Waits while demand is in flight; false when the prefetch of `file` should end.
   bool WaitForNoDemand(const CacheFile& file) LB_EXCLUDES(mu_);

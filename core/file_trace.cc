@@ -29,12 +29,13 @@ std::shared_ptr<FileTrace> FileTrace::Replaying(std::shared_ptr<const BlobMap> m
   return t;
 }
 
-FileTrace::Demand FileTrace::NoteDemand(std::size_t first, std::size_t end, Clock::time_point now) {
+FileTrace::Demand FileTrace::NoteDemand(std::size_t first, std::size_t demand_end, std::size_t end,
+                                        Clock::time_point now) {
   Demand d;
   MutexLock lock(&mu_);
   if (replaying_) {
-    bool all_replayed = first < end, off_record = false;
-    for (std::size_t i = first; i < end; ++i) {
+    bool all_replayed = first < demand_end, off_record = false;
+    for (std::size_t i = first; i < demand_end; ++i) {
       all_replayed = all_replayed && (flags_[i] & kReplayed) != 0;
       off_record = off_record || (flags_[i] & kListed) == 0;
       flags_[i] |= kDemanded;

@@ -1,7 +1,7 @@
 // FileTrace: the access-trace state of one opened cache file, for one of two jobs:
-//  - recording (no record existed at OPEN): the chunks demanded during the first
-//    `record_window` after OPEN, each once, in first-access order, until the record is taken
-//    (once: when a demand arrives after the window, or at CLOSE);
+//  - recording (no record existed at OPEN): the chunks demanded (and written ahead with
+//    them) during the first `record_window` after OPEN, each once, in first-access order,
+//    until the record is taken (once: when a demand arrives after the window, or at CLOSE);
 //  - replaying (a record existed): the record's chunks in its order, which ones replay
 //    wrote, which ones demand asked for, and how many demands went off the record (replay
 //    stops after enough of them: the container reads elsewhere).
@@ -42,8 +42,12 @@ class FileTrace {
     bool prefetch_hit = false;  // every demanded chunk had been written by replay
     bool record_due = false;    // the recording window is over: take the record now
   };
-  // A demand fill of chunks [first, end) is about to run, at `now`.
-  Demand NoteDemand(std::size_t first, std::size_t end, Clock::time_point now) LB_EXCLUDES(mu_);
+  // A demand fill is about to run at `now`: chunks [first, demand_end) demanded, then
+  // [demand_end, end) written ahead of them. A recording takes all of [first, end): the
+  // cachefiles kernel never asks for a range written ahead, so a later read of it would go
+  // unseen, and a replay that skipped it would leave that read a miss.
+  Demand NoteDemand(std::size_t first, std::size_t demand_end, std::size_t end,
+                    Clock::time_point now) LB_EXCLUDES(mu_);
 
   // The record, once: empty when nothing was recorded or it was taken already.
   std::optional<AccessTrace> TakeRecord() LB_EXCLUDES(mu_);

@@ -13,6 +13,7 @@
 #include "core/request_engine.h"
 #include "metrics/metrics_server.h"
 #include "metrics/prometheus_engine_stats.h"
+#include "registry/registry_traces.h"
 #include "store/chunk_store.h"
 #include "store/trace_dir.h"
 #include "tools/lazyblobd_fanotify.h"
@@ -73,9 +74,18 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
                  config.origin.cache_dir, config.origin.cache_bytes);
   }
   // Access records: only when something would use them (recording on, or replay on).
-  std::unique_ptr<TraceDir> traces;
+  // With an origin, a blob without a local record is looked up in the registry (what
+  // `lazyblob push` published from another node's start).
+  std::unique_ptr<TraceDir> trace_dir;
+  std::unique_ptr<RegistryTraces> registry_traces;
+  AccessTraceStore* traces = nullptr;
   if (!config.trace_dir_base().empty() && (config.trace_record_s > 0 || config.trace_replay)) {
-    traces = std::make_unique<TraceDir>(config.trace_dir_base());
+    trace_dir = std::make_unique<TraceDir>(config.trace_dir_base());
+    traces = trace_dir.get();
+    if (origin != nullptr && config.trace_replay) {
+      registry_traces = std::make_unique<RegistryTraces>(trace_dir.get(), origin->client.get());
+      traces = registry_traces.get();
+    }
   }
   ChunkSource* source = origin != nullptr ? static_cast<ChunkSource*>(origin->source.get())
                                           : static_cast<ChunkSource*>(store.get());
@@ -123,7 +133,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
       if (ready) ready();
       PublishStoreGauges(store.get(), *stats);
     };
-    return RunFanotifyWorker(config, launch, source, stats.get(), traces.get(), reload);
+    return RunFanotifyWorker(config, launch, source, stats.get(), traces, reload);
   }
   auto device_or = AdoptDevice(config, std::move(launch.device_fd));
   if (!device_or.ok()) {
@@ -134,7 +144,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   for (int i = 0; i < launch.restart_count; ++i) stats->WorkerRestart();
   EngineOptions eo = config.engine();
   eo.restore_on_start = launch.restore;
-  eo.trace.store = traces.get();
+  eo.trace.store = traces;
   auto engine_or = RequestEngine::Start(eo, device.get(), source, stats.get());
   if (!engine_or.ok()) {
     spdlog::error("engine: {}", engine_or.status().ToString());

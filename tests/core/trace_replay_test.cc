@@ -164,6 +164,8 @@ TEST(TraceReplay, DemandReadElsewhereDuringReplayIsServedFirst) {
   node.source.set_read_delay(std::chrono::milliseconds(30));  // a slow origin
   EngineOptions o;
   o.trace.store = &records;
+  // Bounded, the replay (three runs of 16 chunks) lasts over 3.2 s, however loaded the machine.
+  o.trace.replay_bytes_per_second = 10 * k64K;
   node.Start(o);
   node.Open();
   while (node.source.total_reads() == 0) std::this_thread::yield();  // replay is fetching
@@ -184,10 +186,11 @@ TEST(TraceReplay, ReplayStopsWhenTheContainerReadsElsewhere) {
   ASSERT_TRUE(records.Save("app", RecordOf(even, kChunks)).ok());
 
   Node node(kChunks);
-  node.source.set_read_delay(std::chrono::milliseconds(10));
+  node.source.set_read_delay(std::chrono::milliseconds(1));
   EngineOptions o;
   o.trace.store = &records;
   o.trace.replay_stop_after_off_record = 2;
+  o.trace.replay_bytes_per_second = 10 * k64K;  // all 48 would take 4.7 s
   node.Start(o);
   node.Open();
   node.Read(1);
