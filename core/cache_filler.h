@@ -148,6 +148,10 @@ class CacheFiller {
   // stops, or demand went off the record often enough.
   void StartReplay(std::shared_ptr<CacheFile> file, std::shared_ptr<const UniqueFd> fd);
 
+  // Saves `file`'s record now if one is being made (a front end stopping while the file
+  // is still open); later demands of it are no longer recorded.
+  void SaveRecord(CacheFile& file);
+
   // A demand request is queued or running (BeginDemand) / answered (EndDemand): prefetch
   // waits while any is.
   void BeginDemand();
@@ -186,7 +190,6 @@ class CacheFiller {
                 std::uint64_t bytes);
   // Trace bookkeeping of a demand fill of [first, demand_end) writing [demand_end, end) ahead.
   void NoteDemand(CacheFile& file, std::size_t first, std::size_t demand_end, std::size_t end);
-  void SaveRecord(CacheFile& file);
   // Waits while demand is in flight; false when the prefetch of `file` should end.
   bool WaitForNoDemand(const CacheFile& file) LB_EXCLUDES(mu_);
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }

@@ -328,6 +328,13 @@ void PreContentEngine::Stop() {
   }
   if (dispatcher_.joinable()) dispatcher_.join();
   pool_.WaitIdle();
+  // Starts still inside their recording window keep what they recorded so far.
+  std::vector<std::shared_ptr<ServedFile>> open;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [key, file] : files_) open.push_back(file);
+  }
+  for (const auto& file : open) filler_.SaveRecord(*file->cache());
 }
 
 Status PreContentEngine::source_status() const {

@@ -100,6 +100,13 @@ void RequestEngine::Stop() {
   Signal(wake_fd_.get());
   if (dispatcher_.joinable()) dispatcher_.join();
   pool_.WaitIdle();
+  // Starts still inside their recording window keep what they recorded so far.
+  std::vector<std::shared_ptr<Object>> open;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, object] : objects_) open.push_back(object);
+  }
+  for (const auto& object : open) filler_.SaveRecord(*object->file);
 }
 
 Status RequestEngine::Restore() {

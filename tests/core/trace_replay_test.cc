@@ -77,9 +77,12 @@ struct Node {
     return id;
   }
   void Read(std::uint64_t chunk) { ASSERT_TRUE(device.WaitComplete(PushRead(chunk))); }
+  // CLOSE, then Stop: the dispatcher handles CLOSE inline, so once it joined, the record
+  // is saved and the wasted bytes counted.
   void Close() {
     device.Push(CloseMessage{next_msg++, 1});
     ASSERT_TRUE(device.WaitDrained());
+    engine->Stop();
   }
   bool WaitReplayEnded() {
     const auto deadline = std::chrono::steady_clock::now() + ScriptedDevice::kGuard;
@@ -219,6 +222,23 @@ TEST(TraceReplay, ReplayBandwidthIsBounded) {
   // The 8th run may start only once 7 runs fit the bound: 0.7 s.
   EXPECT_GE(node.stats.replay_seconds.load(), 0.7);
   EXPECT_EQ(node.stats.prefetch_bytes.load(), odd.size() * k64K);
+}
+
+TEST(TraceReplay, AStoppingEngineSavesTheRecordOfAStillOpenBlob) {
+  MemoryTraceStore records;
+  Node node(8);
+  EngineOptions o;
+  o.trace.store = &records;
+  o.trace.record_window = std::chrono::hours(1);
+  node.Start(o);
+  node.Open();
+  node.Read(6);
+  node.Read(1);
+  node.engine->Stop();  // no CLOSE: the daemon stops while the image is mounted
+  Result<AccessTrace> record = records.Load("app");
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->blocks, RecordOf({6, 1}, 8).blocks);
+  EXPECT_EQ(node.stats.traces_recorded.load(), 1);
 }
 
 TEST(TraceReplay, NothingIsRecordedWithAZeroWindowOrWithoutAStore) {

@@ -556,7 +556,9 @@ TEST_F(LazyblobdOrigin, RecordedStartReplayedOnASecondNodeTurnsItsReadsIntoHits)
   }
   ASSERT_EQ(Sample(second.Scrape(), "lazyblob_replays_total", {}), 1) << second.Log();
   const std::uint64_t reads_before = second.sim().counters().reads_sent;
-  for (std::uint64_t c : start) ASSERT_TRUE(second.sim().Read(m, c * k64K, page).ok());
+  for (std::uint64_t c : start) {
+    ASSERT_TRUE(second.sim().Read(m, c * k64K, page).ok()) << c << "\n" << second.Log();
+  }
   const std::uint64_t reads = second.sim().counters().reads_sent - reads_before;
   const double hit_fraction = 1.0 - static_cast<double>(reads) / start.size();
   EXPECT_GE(hit_fraction, 0.95) << reads << " of " << start.size() << " reads missed";
