@@ -54,7 +54,9 @@ struct Node {
   }
   void Start(EngineOptions o) {
     o.worker_threads = 8;
-    o.write_ahead_bytes = 0;  // demand reads fetch exactly their chunks
+    if (o.write_ahead_bytes == EngineOptions{}.write_ahead_bytes) {
+      o.write_ahead_bytes = 0;  // by default demand reads fetch exactly their chunks
+    }
     o.chunk_cache_bytes = 0;
     auto e = RequestEngine::Start(o, &device, &source, &stats);
     ASSERT_TRUE(e.ok()) << e.status().ToString();
@@ -239,6 +241,24 @@ TEST(TraceReplay, AStoppingEngineSavesTheRecordOfAStillOpenBlob) {
   ASSERT_TRUE(record.ok());
   EXPECT_EQ(record->blocks, RecordOf({6, 1}, 8).blocks);
   EXPECT_EQ(node.stats.traces_recorded.load(), 1);
+}
+
+TEST(TraceReplay, ChunksWrittenAheadOfADemandAreRecordedAfterIt) {
+  // The kernel never asks for what was written ahead, so the record must hold it.
+  MemoryTraceStore records;
+  Node node(16);
+  EngineOptions o;
+  o.trace.store = &records;
+  o.trace.record_window = std::chrono::hours(1);
+  o.write_ahead_bytes = 2 * k64K;
+  node.Start(o);
+  node.Open();
+  node.Read(9);
+  node.Read(2);
+  node.Close();
+  Result<AccessTrace> record = records.Load("app");
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->blocks, RecordOf({9, 10, 11, 2, 3, 4}, 16).blocks);
 }
 
 TEST(TraceReplay, NothingIsRecordedWithAZeroWindowOrWithoutAStore) {
