@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/chunk_source.h"
+#include "core/file_trace.h"
 #include "core/mutex.h"
 
 namespace lazyblob {
@@ -98,6 +99,11 @@ class CacheFile {
     return window_end_;
   }
 
+  // The file's access-trace state (recording or replaying; null: neither). Set once, by
+  // CacheFiller::AttachTrace, before the file is shared with another thread.
+  void set_trace(std::shared_ptr<FileTrace> trace) { trace_ = std::move(trace); }
+  FileTrace* trace() const { return trace_.get(); }
+
   // The front end no longer serves this file (CLOSE, unmount): no more work ahead of demand.
   void MarkClosed() { closed_.store(true, std::memory_order_relaxed); }
   bool closed() const { return closed_.load(std::memory_order_relaxed); }
@@ -113,6 +119,7 @@ class CacheFile {
   }
 
   const OpenedBlob blob_;
+  std::shared_ptr<FileTrace> trace_;
   std::atomic<bool> closed_{false};
   mutable Mutex mu_;
   CondVar cv_;

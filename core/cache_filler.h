@@ -31,11 +31,13 @@
 #define LAZYBLOB_CORE_CACHE_FILLER_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "core/access_trace.h"
 #include "core/cache_file.h"
 #include "core/chunk_cache.h"
 #include "core/chunk_source.h"
@@ -46,6 +48,27 @@
 #include "core/unique_fd.h"
 
 namespace lazyblob {
+
+// Recording a start's accesses and replaying them on later starts (core/access_trace.h).
+struct TraceOptions {
+  // Where records are loaded from and saved to. Borrowed, must outlive the filler; null
+  // (the default): no recording, no replay.
+  AccessTraceStore* store = nullptr;
+  // Demands during this long after OPEN are recorded, when the blob has no record yet.
+  // 0 (the default): nothing is recorded. At most 1 hour.
+  std::chrono::milliseconds record_window{0};
+  // At OPEN, a blob's record is replayed: its chunks written in order, ahead of demand, at
+  // background priority, pausing while any demand request is in flight. Default true.
+  bool replay = true;
+  // Replay writes at most this many (uncompressed) bytes per second, which bounds what it
+  // asks of a far-away source. 0 (the default): unbounded.
+  std::uint64_t replay_bytes_per_second = 0;
+  // Replay stops once this many demand requests asked for chunks the record does not name
+  // (the container reads elsewhere). 0: never stops early. Default 32.
+  int replay_stop_after_off_record = 32;
+
+  Status Validate() const;
+};
 
 struct CacheFillerOptions {
   // Bytes of chunks following a request's range written along with it; the window starts
@@ -63,6 +86,8 @@ struct CacheFillerOptions {
   // Default false: a local store writes the window first (docs/engine-measurements.md).
   bool write_ahead_async = false;
 
+  TraceOptions trace;
+
   Status Validate() const;
 };
 
@@ -75,6 +100,7 @@ struct FillRequest {
   std::size_t end = 0;
   // The bytes the requester asked for, for the "written ahead" statistic.
   std::uint64_t asked_begin = 0, asked_end = 0;
+  bool replay = false;  // written by trace replay (counted as prefetch)
 };
 
 struct FillResult {
@@ -112,12 +138,27 @@ class CacheFiller {
   // Abandoned when the file is closed (Close) or the filler stops.
   void StartPrefetch(std::shared_ptr<CacheFile> file, std::shared_ptr<const UniqueFd> fd);
 
+  // Access traces. Before `file` is shared with another thread (before its OPEN is
+  // answered): attaches its trace state, replaying the blob's record if it has one, else
+  // recording if configured. True when StartReplay should follow once the OPEN is answered.
+  bool AttachTrace(CacheFile& file);
+  // Replays `file`'s record through `fd` in the background (TaskPool background priority),
+  // one run of consecutive chunks at a time, waiting while any demand request is in flight,
+  // at most TraceOptions::replay_bytes_per_second; stops when the file is closed, the filler
+  // stops, or demand went off the record often enough.
+  void StartReplay(std::shared_ptr<CacheFile> file, std::shared_ptr<const UniqueFd> fd);
+
+  // Saves `file`'s record now if one is being made (a front end stopping while the file
+  // is still open); later demands of it are no longer recorded.
+  void SaveRecord(CacheFile& file);
+
   // A demand request is queued or running (BeginDemand) / answered (EndDemand): prefetch
   // waits while any is.
   void BeginDemand();
   void EndDemand();
 
-  // The front end stopped serving `file`: no more write-ahead or prefetch for it.
+  // The front end stopped serving `file`: no more write-ahead or prefetch for it. Saves its
+  // record if one is being made (synchronously: a small file) and counts its wasted replay.
   void Close(CacheFile& file);
 
   // No more write-ahead or prefetch anywhere; demanded chunks are still written. Idempotent.
@@ -142,6 +183,13 @@ class CacheFiller {
   bool Claim(CacheFile& file, std::size_t i, bool demand, Batch& batch);
   Result<ChunkCache::Buffer> LoadChunk(const ChunkExtent& extent, bool use_cache);
   void Prefetch(const std::shared_ptr<CacheFile>& file, int fd);
+  void Replay(const std::shared_ptr<CacheFile>& file, int fd);
+  // Sleeps until `bytes` fit the replay bandwidth since `start`; false when the replay of
+  // `file` should end.
+  bool Throttle(const CacheFile& file, std::chrono::steady_clock::time_point start,
+                std::uint64_t bytes);
+  // Trace bookkeeping of a demand fill of [first, demand_end) writing [demand_end, end) ahead.
+  void NoteDemand(CacheFile& file, std::size_t first, std::size_t demand_end, std::size_t end);
   // Waits while demand is in flight; false when the prefetch of `file` should end.
   bool WaitForNoDemand(const CacheFile& file) LB_EXCLUDES(mu_);
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
@@ -151,6 +199,7 @@ class CacheFiller {
   TaskPool* const pool_;
   std::atomic<std::uint64_t> write_ahead_bytes_;
   const bool write_ahead_async_;
+  const TraceOptions trace_;
   ChunkCache cache_;
   std::atomic<bool> stopping_{false};
 

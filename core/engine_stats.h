@@ -66,6 +66,16 @@ class EngineStats {
   virtual void DeviceReadPressure() = 0;
   virtual void WorkerRestart() = 0;
   virtual void Restored() = 0;
+
+  // Access traces (CacheFiller). Bytes replay wrote into cache files; a demand request
+  // whose chunks replay had all written already (a prefetch hit); bytes replay wrote that
+  // no demand asked for before the file closed (wasted); one replay ended after `seconds`;
+  // a start's record was saved. Optional: the defaults ignore them.
+  virtual void PrefetchWritten(std::uint64_t bytes) {}
+  virtual void PrefetchHit() {}
+  virtual void PrefetchWasted(std::uint64_t bytes) {}
+  virtual void ReplayDone(double seconds) {}
+  virtual void TraceRecorded() {}
 };
 
 class NullEngineStats final : public EngineStats {

@@ -112,6 +112,7 @@ Result<std::shared_ptr<ServedFile>> PreContentEngine::AddFile(OpenedBlob blob, U
   auto file = std::make_shared<ServedFile>(std::make_shared<CacheFile>(std::move(blob)),
                                            std::move(fill_fd), st.st_dev, st.st_ino);
   ScanPresent(*file);
+  filler_.AttachTrace(*file->cache());
   {
     MutexLock lock(&mu_);
     if (!files_.emplace(FileKey{file->dev(), file->ino()}, file).second) {
@@ -159,6 +160,7 @@ Status PreContentEngine::Mark(ServedFile& file) {
   if (options_.engine.prefetch_on_open && !stopping_.load()) {
     filler_.StartPrefetch(file.cache_, file.fill_fd_);
   }
+  if (!stopping_.load()) filler_.StartReplay(file.cache_, file.fill_fd_);
   return Status();
 }
 
@@ -326,6 +328,13 @@ void PreContentEngine::Stop() {
   }
   if (dispatcher_.joinable()) dispatcher_.join();
   pool_.WaitIdle();
+  // Starts still inside their recording window keep what they recorded so far.
+  std::vector<std::shared_ptr<ServedFile>> open;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [key, file] : files_) open.push_back(file);
+  }
+  for (const auto& file : open) filler_.SaveRecord(*file->cache());
 }
 
 Status PreContentEngine::source_status() const {

@@ -48,6 +48,7 @@ CacheFillerOptions EngineOptions::filler() const {
   o.write_ahead_bytes = write_ahead_bytes;
   o.chunk_cache_bytes = chunk_cache_bytes;
   o.write_ahead_async = write_ahead_async;
+  o.trace = trace;
   return o;
 }
 
@@ -99,6 +100,13 @@ void RequestEngine::Stop() {
   Signal(wake_fd_.get());
   if (dispatcher_.joinable()) dispatcher_.join();
   pool_.WaitIdle();
+  // Starts still inside their recording window keep what they recorded so far.
+  std::vector<std::shared_ptr<Object>> open;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, object] : objects_) open.push_back(object);
+  }
+  for (const auto& object : open) filler_.SaveRecord(*object->file);
 }
 
 Status RequestEngine::Restore() {
@@ -276,6 +284,7 @@ void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) 
   object->object_id = message.object_id;
   object->anon_fd = std::make_shared<const UniqueFd>(std::move(message.anon_fd));
   object->file = std::make_shared<CacheFile>(std::move(*blob));
+  filler_.AttachTrace(*object->file);
   std::shared_ptr<Object> replaced;
   {
     MutexLock lock(&mu_);
@@ -308,6 +317,7 @@ void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) 
   if (st.ok() && options_.prefetch_on_open && !stopping_.load()) {
     filler_.StartPrefetch(object->file, object->anon_fd);
   }
+  if (st.ok() && !stopping_.load()) filler_.StartReplay(object->file, object->anon_fd);
 }
 
 void RequestEngine::HandleRejected(const RejectedMessage& message, Clock::time_point received) {

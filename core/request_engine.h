@@ -81,6 +81,10 @@ struct EngineOptions {
   // time, pausing while demand READs are in flight.
   bool prefetch_on_open = false;
 
+  // Recording what a start reads, and replaying it at later OPENs (TraceOptions; its store
+  // is borrowed and must outlive the engine). Off by default (no store).
+  TraceOptions trace;
+
   // A worker restarted after another died: before reading anything, ask the kernel to
   // re-send OPENs (new object ids and fds) and then the READs that were pending
   // (`restore`), so they are served like any request.

@@ -67,6 +67,9 @@ struct Totals {
   double stage_seconds[StatsShard::kStages] = {};
   std::int64_t in_flight = 0, queue_depth = 0;
   std::uint64_t malformed_messages = 0, device_read_pressure = 0, worker_restarts = 0, restores = 0;
+  std::uint64_t prefetch_bytes = 0, prefetch_hits = 0, prefetch_wasted_bytes = 0, replays = 0;
+  std::uint64_t traces_recorded = 0;
+  double replay_seconds = 0;
 
   void Add(const StatsShard& s) {
     for (int o = 0; o < StatsShard::kOps; ++o) {
@@ -93,6 +96,12 @@ struct Totals {
     device_read_pressure += Load(s.device_read_pressure);
     worker_restarts += Load(s.worker_restarts);
     restores += Load(s.restores);
+    prefetch_bytes += Load(s.prefetch_bytes);
+    prefetch_hits += Load(s.prefetch_hits);
+    prefetch_wasted_bytes += Load(s.prefetch_wasted_bytes);
+    replays += Load(s.replays);
+    replay_seconds += Load(s.replay_seconds);
+    traces_recorded += Load(s.traces_recorded);
   }
 };
 
@@ -177,6 +186,19 @@ void PrometheusEngineStats::DeviceReadPressure() {
 }
 void PrometheusEngineStats::WorkerRestart() { StatsShard::Add(Shard().worker_restarts, 1); }
 void PrometheusEngineStats::Restored() { StatsShard::Add(Shard().restores, 1); }
+void PrometheusEngineStats::PrefetchWritten(std::uint64_t bytes) {
+  StatsShard::Add(Shard().prefetch_bytes, bytes);
+}
+void PrometheusEngineStats::PrefetchHit() { StatsShard::Add(Shard().prefetch_hits, 1); }
+void PrometheusEngineStats::PrefetchWasted(std::uint64_t bytes) {
+  StatsShard::Add(Shard().prefetch_wasted_bytes, bytes);
+}
+void PrometheusEngineStats::ReplayDone(double seconds) {
+  StatsShard& s = Shard();
+  StatsShard::Add(s.replays, 1);
+  StatsShard::Add(s.replay_seconds, seconds);
+}
+void PrometheusEngineStats::TraceRecorded() { StatsShard::Add(Shard().traces_recorded, 1); }
 
 void PrometheusEngineStats::OpenObjects(int delta, std::string_view blob_id) {
   MutexLock lock(&mu_);
@@ -273,6 +295,25 @@ void PrometheusEngineStats::CollectShards(std::vector<MetricFamily>& out) const 
   out.push_back(Counter("lazyblob_restores_total",
                         "Times the daemon restored its state from the kernel after a restart.",
                         static_cast<double>(t.restores)));
+  out.push_back(Counter("lazyblob_prefetch_bytes_total",
+                        "Bytes access-trace replay wrote into cache files ahead of demand.",
+                        static_cast<double>(t.prefetch_bytes)));
+  out.push_back(Counter("lazyblob_prefetch_hits_total",
+                        "Demand requests whose chunks replay had all written already.",
+                        static_cast<double>(t.prefetch_hits)));
+  out.push_back(Counter("lazyblob_prefetch_wasted_bytes_total",
+                        "Bytes replay wrote that no demand request asked for before the file "
+                        "closed (fanotify front end; cachefiles never asks for written ranges, "
+                        "so there it is an upper bound).",
+                        static_cast<double>(t.prefetch_wasted_bytes)));
+  out.push_back(Counter("lazyblob_replays_total", "Access-trace replays that ended.",
+                        static_cast<double>(t.replays)));
+  out.push_back(Counter("lazyblob_replay_seconds_total",
+                        "Time access-trace replays ran, from OPEN to their end.",
+                        t.replay_seconds));
+  out.push_back(Counter("lazyblob_traces_recorded_total",
+                        "Access records saved (what a start read in its first seconds).",
+                        static_cast<double>(t.traces_recorded)));
 }
 
 void PrometheusEngineStats::CollectOthers(std::vector<MetricFamily>& out) const {

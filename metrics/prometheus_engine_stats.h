@@ -77,6 +77,11 @@ class PrometheusEngineStats final : public EngineStats, public prometheus::Colle
   void DeviceReadPressure() override;
   void WorkerRestart() override;
   void Restored() override;
+  void PrefetchWritten(std::uint64_t bytes) override;
+  void PrefetchHit() override;
+  void PrefetchWasted(std::uint64_t bytes) override;
+  void ReplayDone(double seconds) override;
+  void TraceRecorded() override;
 
   // Replaces the lazyblob_store_* gauges (absent until first set).
   void SetStoreGauges(const StoreGauges& gauges);

@@ -64,6 +64,12 @@ struct alignas(64) StatsShard {
   std::atomic<std::uint64_t> device_read_pressure{0};
   std::atomic<std::uint64_t> worker_restarts{0};
   std::atomic<std::uint64_t> restores{0};
+  std::atomic<std::uint64_t> prefetch_bytes{0};
+  std::atomic<std::uint64_t> prefetch_hits{0};
+  std::atomic<std::uint64_t> prefetch_wasted_bytes{0};
+  std::atomic<std::uint64_t> replays{0};
+  std::atomic<double> replay_seconds{0.0};
+  std::atomic<std::uint64_t> traces_recorded{0};
 };
 
 class ShardRegistry {

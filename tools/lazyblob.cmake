@@ -1,5 +1,5 @@
 # lazyblob: the offline CLI (import/ls/stat/export/verify/rm/gc/rebuild-index, and
-# push/pull/ls --registry against an OCI registry).
+# push/pull/ls --registry against an OCI registry, trace show/rm).
 # lazyblob_cli holds everything but main() so tests/tools can unit-test the helpers.
 add_library(lazyblob_cli STATIC
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_atomic_file.cc
@@ -7,6 +7,7 @@ add_library(lazyblob_cli STATIC
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_cmd_mount.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_cmd_read.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_cmd_registry.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lazyblob_cmd_trace.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_commands.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_control_protocol.cc
   ${CMAKE_CURRENT_LIST_DIR}/lazyblob_exit.cc

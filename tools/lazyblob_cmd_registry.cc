@@ -5,10 +5,13 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "registry/puller.h"
 #include "registry/pusher.h"
 #include "registry/registry_client.h"
+#include "registry/trace_artifact.h"
+#include "store/trace_dir.h"
 #include "tools/byte_size.h"
 #include "tools/lazyblob_commands.h"
 #include "tools/lazyblob_format.h"
@@ -95,16 +98,41 @@ ExitCode RunPush(const GlobalFlags& g, const RegistryFlags& f,
                      [&bar](std::uint64_t done, std::uint64_t total) { bar.Update(done, total); });
   bar.Finish();
   if (!r.ok()) return Fail(g, kVerb, r.status());
+  // Access records (lazyblobd --trace-record) go up next to their blobs' manifests, merged
+  // with the record the registry holds (registry/FORMAT.md "Access records").
+  std::map<std::string, PublishedTrace> traces;
+  for (const PushBlobResult& b : r->blobs) {
+    Result<AccessTrace> record = TraceDir(g.store).Load(b.id);
+    if (record.status().code() == StatusCode::kNotFound) continue;
+    if (!record.ok()) return Fail(g, kVerb, record.status());
+    auto published = PublishTrace(**client, b.id, b.manifest_digest, *record);
+    if (!published.ok()) return Fail(g, kVerb, published.status());
+    traces[b.id] = *published;
+  }
   const std::string where = (*client)->ref().ToString();
   if (g.json) {
     nlohmann::json blobs = nlohmann::json::array();
-    for (const PushBlobResult& b : r->blobs) blobs.push_back(ToJson(b));
+    for (const PushBlobResult& b : r->blobs) {
+      nlohmann::json j = ToJson(b);
+      if (auto t = traces.find(b.id); t != traces.end()) {
+        j["trace"] = {{"tag", t->second.tag},
+                      {"manifest_digest", t->second.manifest_digest},
+                      {"chunks", t->second.chunks},
+                      {"merged", t->second.merged}};
+      }
+      blobs.push_back(std::move(j));
+    }
     PrintJson({{"registry", where},
                {"blobs", blobs},
                {"uploaded_bytes", r->uploaded_bytes},
                {"skipped_bytes", r->skipped_bytes},
                {"http_requests", r->http_requests}});
     return kExitOk;
+  }
+  for (const auto& [id, t] : traces) {
+    std::printf("%s: access record of %llu chunks published as %s%s\n", id.c_str(),
+                static_cast<ull>(t.chunks), t.tag.c_str(),
+                t.merged ? " (merged with the registry's)" : "");
   }
   for (const PushBlobResult& b : r->blobs) {
     if (b.already_present) {
@@ -147,6 +175,22 @@ ExitCode RunPull(const GlobalFlags& g, const RegistryFlags& f, const std::string
   }
   // Said only on success: a failed pull prints one line (the store stays, empty).
   if (fresh) std::fprintf(stderr, "lazyblob: pull: created a new store at %s\n", g.store.c_str());
+  // The blob's access record, if the registry has one, merged into the local one: lazyblobd
+  // replays it at OPEN. A record that cannot be had is a warning: the blob is pulled.
+  std::uint64_t trace_chunks = 0;
+  if (Result<AccessTrace> remote = FetchTrace(**client, id); remote.ok()) {
+    TraceDir traces(g.store);
+    Result<AccessTrace> local = traces.Load(id);
+    const AccessTrace merged = local.ok() ? AccessTrace::Merge(*local, *remote) : *remote;
+    if (Status s = traces.Save(id, merged); !s.ok()) {
+      std::fprintf(stderr, "lazyblob: pull: access record not saved: %s\n", s.ToString().c_str());
+    } else {
+      trace_chunks = merged.blocks.size();
+    }
+  } else if (remote.status().code() != StatusCode::kNotFound) {
+    std::fprintf(stderr, "lazyblob: pull: access record not fetched: %s\n",
+                 remote.status().ToString().c_str());
+  }
   const std::string where = (*client)->ref().ToString();
   if (g.json) {
     PrintJson({{"id", r->id},
@@ -160,6 +204,7 @@ ExitCode RunPull(const GlobalFlags& g, const RegistryFlags& f, const std::string
                {"range_ignored", r->range_ignored},
                {"stored_bytes", r->stored_bytes},
                {"already_present", r->already_present},
+               {"trace_chunks", trace_chunks},
                {"created_store", fresh}});
     return kExitOk;
   }

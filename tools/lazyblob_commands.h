@@ -95,6 +95,8 @@ ExitCode RunPull(const GlobalFlags& g, const RegistryFlags& r, const std::string
 ExitCode RunLsRegistry(const GlobalFlags& g, const RegistryFlags& r);
 ExitCode RunMount(const GlobalFlags& g, const MountFlags& f);
 ExitCode RunUmount(const GlobalFlags& g, const UmountFlags& f);
+ExitCode RunTraceShow(const GlobalFlags& g, const std::string& id);
+ExitCode RunTraceRm(const GlobalFlags& g, const std::string& id);
 
 // Shared by the verbs (lazyblob_commands.cc).
 

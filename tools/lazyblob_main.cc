@@ -204,6 +204,28 @@ void AddRegistryVerbs(CLI::App& app, Flags& f,
   run[pull] = [fp] { return RunPull(fp->global, fp->registry, fp->id); };
 }
 
+void AddTraceVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCode()>>& run) {
+  Flags* fp = &f;
+  CLI::App* trace = app.add_subcommand(
+      "trace",
+      "Access records: what a start of a blob read in its first seconds, in first-access "
+      "order, recorded by lazyblobd (--trace-record) and replayed ahead of demand at OPEN.");
+  trace->require_subcommand(1);
+  CLI::App* show = trace->add_subcommand("show", "Print the access record of blob ID");
+  show->add_option("ID", f.id, "The blob id")->required();
+  AddOutputFlags(show, f, false);
+  show->footer(
+      Footer("  lazyblob trace show app-v1\n  lazyblob trace show app-v1 --json\n"
+             "JSON keys: id, blob_size, chunks, offsets (first access first), path.\n"));
+  run[show] = [fp] { return RunTraceShow(fp->global, fp->id); };
+  CLI::App* rm = trace->add_subcommand(
+      "rm", "Delete the access record of blob ID (the next start of it is recorded again)");
+  rm->add_option("ID", f.id, "The blob id")->required();
+  AddOutputFlags(rm, f, false);
+  rm->footer(Footer("  lazyblob trace rm app-v1\n"));
+  run[rm] = [fp] { return RunTraceRm(fp->global, fp->id); };
+}
+
 void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCode()>>& run) {
   Flags* fp = &f;
   CLI::App* init =
@@ -321,6 +343,7 @@ void AddVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCod
   rebuild->footer(Footer("  lazyblob rebuild-index\n"));
   run[rebuild] = [fp] { return RunRebuildIndex(fp->global); };
   AddRegistryVerbs(app, f, run);
+  AddTraceVerbs(app, f, run);
 }
 
 void AddMountVerbs(CLI::App& app, Flags& f, std::map<CLI::App*, std::function<ExitCode()>>& run) {

@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -44,6 +46,12 @@ Status DaemonConfig::Validate() const {
   if (log_format != "text" && log_format != "json") {
     return InvalidArgument("--log-format must be text or json, not '" + log_format + "'");
   }
+  if (trace_record_s < 0 || trace_record_s > 3600) {
+    return InvalidArgument("--trace-record must be 0 to 3600 seconds");
+  }
+  if (trace_replay_stop_after < 0) {
+    return InvalidArgument("--trace-replay-stop-after must be >= 0");
+  }
   if (Status s = engine().Validate(); !s.ok()) {
     return InvalidArgument("engine settings: " + s.message());
   }
@@ -58,7 +66,16 @@ EngineOptions DaemonConfig::engine() const {
   eo.prefetch_on_open = prefetch_on_open;
   // A registry's window costs round trips: answer first, write it after.
   eo.write_ahead_async = origin.enabled();
+  // The trace store itself is the worker's to open (TraceDir on trace_dir_base()).
+  eo.trace.record_window = std::chrono::milliseconds(std::llround(trace_record_s * 1000));
+  eo.trace.replay = trace_replay;
+  eo.trace.replay_bytes_per_second = trace_replay_bandwidth;
+  eo.trace.replay_stop_after_off_record = trace_replay_stop_after;
   return eo;
+}
+
+std::string DaemonConfig::trace_dir_base() const {
+  return !store_dir.empty() ? store_dir : origin.cache_dir;
 }
 
 ReloadableFlags& GivenAsFlags() {
@@ -151,6 +168,15 @@ const std::map<std::string, KeySpec>& Keys() {
        {Kind::kSize, "--origin-max-request", origin_size(&OriginConfig::max_request_bytes)}},
       {"origin.cache_size",
        {Kind::kSize, "--origin-cache-size", origin_size(&OriginConfig::cache_bytes)}},
+      // The [trace] table: recording and replaying what a start reads.
+      {"trace.record",
+       {Kind::kSeconds, "--trace-record",
+        [](C& c, const toml::node& n) { c.trace_record_s = *n.value<double>(); }}},
+      {"trace.replay", {Kind::kBool, "--no-trace-replay", boolean(&C::trace_replay)}},
+      {"trace.replay_bandwidth",
+       {Kind::kSize, "--trace-replay-bandwidth", size(&C::trace_replay_bandwidth)}},
+      {"trace.replay_stop_after",
+       {Kind::kInt, "--trace-replay-stop-after", integer(&C::trace_replay_stop_after)}},
   };
   return keys;
 }
@@ -267,7 +293,8 @@ std::vector<std::string> ApplyConfigFile(const std::string& path,
     if (e.source().begin.line == 0) return {path + ": " + std::string(e.description())};
     return {Where(path, e.source()) + ": " + std::string(e.description())};
   }
-  // Every key, the [origin] table's as "origin.KEY", with where it stands.
+  // Every key, the [origin] and [trace] tables' as "origin.KEY" / "trace.KEY", with where
+  // it stands.
   struct Entry {
     std::string name;
     const toml::key* key;
@@ -275,9 +302,9 @@ std::vector<std::string> ApplyConfigFile(const std::string& path,
   };
   std::vector<Entry> entries;
   for (auto&& [key, node] : t) {
-    if (key.str() == "origin" && node.is_table()) {
+    if ((key.str() == "origin" || key.str() == "trace") && node.is_table()) {
       for (auto&& [sub, value] : *node.as_table()) {
-        entries.push_back({"origin." + std::string(sub.str()), &sub, &value});
+        entries.push_back({std::string(key.str()) + "." + std::string(sub.str()), &sub, &value});
       }
     } else {
       entries.push_back({std::string(key.str()), &key, &node});
@@ -394,6 +421,11 @@ void AddOptions(CLI::App& app, DaemonConfig& c, std::string& write_ahead, std::s
       ->group("");
   app.add_option("--control-socket", c.control_socket,
                  "fanotify: the socket 'lazyblob mount' talks to (root only, mode 0600)");
+  app.add_option("--trace-record", c.trace_record_s,
+                 "Record the chunks each blob reads in this many seconds after OPEN, when it "
+                 "has no record yet (0: off)");
+  app.add_option("--trace-replay-stop-after", c.trace_replay_stop_after,
+                 "Stop a replay after this many reads off its record (0: never)");
   app.add_flag("--no-supervisor", no_supervisor,
                "Run the worker in this process (no restart; the device closes with it)");
   app.set_version_flag("--version", "lazyblobd " + ToolVersion(), "Print the version and exit");
@@ -414,6 +446,11 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
   std::string chunk_cache = std::to_string(c.chunk_cache_bytes);
   bool no_supervisor = false;
   AddOptions(app, c, write_ahead, chunk_cache, no_supervisor);
+  std::string replay_bandwidth = "0";
+  bool no_trace_replay = false;
+  app.add_option("--trace-replay-bandwidth", replay_bandwidth,
+                 "Bytes per second a replay may write ahead of demand (K/M/G; 0: unbounded)");
+  app.add_flag("--no-trace-replay", no_trace_replay, "Do not replay access records at OPEN");
   OriginFlagText origin_text;
   AddOriginFlags(app, &c.origin, &origin_text);
   const auto fail = [&](const std::string& message) {
@@ -443,6 +480,12 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
   if (Status o = FinishOriginFlags(app, origin_text, &c.origin); !o.ok()) {
     return fail(o.message());
   }
+  if (app.count("--trace-replay-bandwidth") != 0) {
+    auto v = ParseByteSize(replay_bandwidth);
+    if (!v.ok()) return fail("--trace-replay-bandwidth: " + v.status().message());
+    c.trace_replay_bandwidth = *v;
+  }
+  if (no_trace_replay) c.trace_replay = false;
   if (no_supervisor) c.supervisor = false;
   GivenAsFlags().log_level = app.count("--log-level") != 0;
   GivenAsFlags().write_ahead = app.count("--write-ahead") != 0;

@@ -50,6 +50,15 @@ struct DaemonConfig {
   std::string control_socket = "/run/lazyblob/control.sock";  // --control-socket (fanotify)
   bool keep_marks = false;  // hidden --fanotify-keep-marks: measure what marks cost
   OriginConfig origin;      // --origin*, [origin]: serve what the store lacks from a registry
+  // Access traces ([trace] table; TraceOptions in core/cache_filler.h). Records are kept in
+  // <store>/traces/ (an origin-only node: <origin cache>/traces/).
+  double trace_record_s = 0;                 // --trace-record: seconds after OPEN recorded; 0 = off
+  bool trace_replay = true;                  // --no-trace-replay turns replay at OPEN off
+  std::uint64_t trace_replay_bandwidth = 0;  // --trace-replay-bandwidth: bytes/s; 0 = unbounded
+  int trace_replay_stop_after = TraceOptions{}.replay_stop_after_off_record;
+  //                                    --trace-replay-stop-after: off-record demands; 0 = never
+  // Where access records live; empty when neither a store nor an origin cache is set.
+  std::string trace_dir_base() const;
 
   // Checks every setting, the engine's own limits included (write-ahead at most 1 GiB...),
   // the same way at start and on SIGHUP.

@@ -61,7 +61,7 @@ struct FanotifyWorker {
 };
 
 Status StartWorker(const DaemonConfig& config, WorkerLaunch& launch, ChunkSource* store,
-                   EngineStats* stats, FanotifyWorker& w) {
+                   EngineStats* stats, AccessTraceStore* traces, FanotifyWorker& w) {
   if (launch.keeper_fd.valid()) {
     LB_ASSIGN_OR_RETURN(w.keeper, KeeperClient::Connect(std::move(launch.keeper_fd)));
   }
@@ -78,6 +78,8 @@ Status StartWorker(const DaemonConfig& config, WorkerLaunch& launch, ChunkSource
   o.engine.write_ahead_bytes = config.write_ahead_bytes;
   o.engine.chunk_cache_bytes = config.chunk_cache_bytes;
   o.engine.prefetch_on_open = config.prefetch_on_open;
+  o.engine.trace = config.engine().trace;
+  o.engine.trace.store = traces;
   o.max_events_in_flight = std::min<std::size_t>(journal->slots(), fd_limit / 2);
   o.unmark_complete_files = !config.keep_marks;
   LB_ASSIGN_OR_RETURN(w.engine, PreContentEngine::Create(o, w.source.get(), store, stats));
@@ -114,11 +116,11 @@ bool StopServing(FanotifyWorker& w) {
 }  // namespace
 
 int RunFanotifyWorker(const DaemonConfig& config, WorkerLaunch& launch, ChunkSource* store,
-                      EngineStats* stats,
+                      EngineStats* stats, AccessTraceStore* traces,
                       const std::function<std::optional<std::uint64_t>()>& reload) {
   for (int i = 0; i < launch.restart_count; ++i) stats->WorkerRestart();
   FanotifyWorker w;
-  Status s = StartWorker(config, launch, store, stats, w);
+  Status s = StartWorker(config, launch, store, stats, traces, w);
   if (!s.ok()) {
     spdlog::error("fanotify front end: {}", s.ToString());
     return kExitFailure;

@@ -22,6 +22,7 @@
 #include <functional>
 #include <optional>
 
+#include "core/access_trace.h"
 #include "core/chunk_source.h"
 #include "core/engine_stats.h"
 #include "tools/lazyblobd_config.h"
@@ -30,9 +31,10 @@
 namespace lazyblob {
 
 // Returns the worker's exit code. `reload` re-reads the config for SIGHUP and returns the
-// write-ahead to apply (nullopt: keep the current one).
+// write-ahead to apply (nullopt: keep the current one). `traces` (may be null: no access
+// traces) must outlive the call.
 int RunFanotifyWorker(const DaemonConfig& config, WorkerLaunch& launch, ChunkSource* store,
-                      EngineStats* stats,
+                      EngineStats* stats, AccessTraceStore* traces,
                       const std::function<std::optional<std::uint64_t>()>& reload);
 
 }  // namespace lazyblob

@@ -13,7 +13,9 @@
 #include "core/request_engine.h"
 #include "metrics/metrics_server.h"
 #include "metrics/prometheus_engine_stats.h"
+#include "registry/registry_traces.h"
 #include "store/chunk_store.h"
+#include "store/trace_dir.h"
 #include "tools/lazyblobd_fanotify.h"
 #include "tools/lazyblobd_logging.h"
 #include "tools/lazyblobd_origin.h"
@@ -72,6 +74,20 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
     spdlog::info("origin {}: fetched chunks kept in {} (at most {} bytes)", config.origin.registry,
                  config.origin.cache_dir, config.origin.cache_bytes);
   }
+  // Access records: only when something would use them (recording on, or replay on).
+  // With an origin, a blob without a local record is looked up in the registry (what
+  // `lazyblob push` published from another node's start).
+  std::unique_ptr<TraceDir> trace_dir;
+  std::unique_ptr<RegistryTraces> registry_traces;
+  AccessTraceStore* traces = nullptr;
+  if (!config.trace_dir_base().empty() && (config.trace_record_s > 0 || config.trace_replay)) {
+    trace_dir = std::make_unique<TraceDir>(config.trace_dir_base());
+    traces = trace_dir.get();
+    if (origin != nullptr && config.trace_replay) {
+      registry_traces = std::make_unique<RegistryTraces>(trace_dir.get(), origin->client.get());
+      traces = registry_traces.get();
+    }
+  }
   ChunkSource* source = origin != nullptr ? static_cast<ChunkSource*>(origin->source.get())
                                           : static_cast<ChunkSource*>(store.get());
 
@@ -118,7 +134,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
       if (ready) ready();
       PublishStoreGauges(store.get(), *stats);
     };
-    return RunFanotifyWorker(config, launch, source, stats.get(), reload);
+    return RunFanotifyWorker(config, launch, source, stats.get(), traces, reload);
   }
   auto device_or = AdoptDevice(config, std::move(launch.device_fd));
   if (!device_or.ok()) {
@@ -143,6 +159,7 @@ int RunWorker(DaemonConfig config, WorkerLaunch launch) {
   EngineOptions eo = config.engine();
   eo.restore_on_start = launch.restore;
   eo.read_observer = &read_watch;
+  eo.trace.store = traces;
   auto engine_or = RequestEngine::Start(eo, device.get(), source, stats.get());
   if (!engine_or.ok()) {
     spdlog::error("engine: {}", engine_or.status().ToString());

@@ -437,7 +437,18 @@ class CountingStats final : public EngineStats {
   void DeviceReadPressure() override { ++read_pressure; }
   void WorkerRestart() override {}
   void Restored() override { ++restored; }
+  void PrefetchWritten(std::uint64_t b) override { prefetch_bytes += b; }
+  void PrefetchHit() override { ++prefetch_hits; }
+  void PrefetchWasted(std::uint64_t b) override { prefetch_wasted += b; }
+  void ReplayDone(double seconds) override {
+    replay_seconds += seconds;
+    ++replays;
+  }
+  void TraceRecorded() override { ++traces_recorded; }
 
+  std::atomic<std::uint64_t> prefetch_bytes{0}, prefetch_wasted{0};
+  std::atomic<int> prefetch_hits{0}, replays{0}, traces_recorded{0};
+  std::atomic<double> replay_seconds{0};
   std::atomic<int> done[3][3] = {};
   std::atomic<std::uint64_t> requested{0}, written{0}, written_ahead{0};
   std::atomic<int> lookups[4] = {};

@@ -192,6 +192,55 @@ run repull --store "$W/scrash" pull --registry "$REG" app:v1
 "$LB" --store "$W/scrash" export app:v1 "$W/crash.img" >/dev/null 2>&1
 check "after kill -9: a new pull is byte-identical" cmp -s "$W/v1.img" "$W/crash.img"
 
+# --- access records (issue 16): push publishes and merges, pull brings them back ------
+# lazyblobd writes records; here one is written the way store/trace_dir.h lays it out.
+write_record() {  # STORE ID BLOB_SIZE BLOCK...
+  mkdir -p "$1/traces"
+  "$PYTHON" - "$@" <<'PY'
+import ctypes, struct, sys
+store, rid, size, blocks = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), [int(b) for b in sys.argv[4:]]
+class H(ctypes.Structure):
+    _fields_ = [("low", ctypes.c_uint64), ("high", ctypes.c_uint64)]
+lib = ctypes.CDLL("libxxhash.so.0")
+lib.XXH3_128bits.restype = H
+lib.XXH3_128bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+h = lib.XXH3_128bits(rid, len(rid))
+out = bytes([len(rid)]) + rid + b"LBTR\x01" + struct.pack("<QI", size, len(blocks))
+prev = 0
+for b in blocks:
+    d = b - prev
+    z = d << 1 if d >= 0 else ((-d) << 1) - 1
+    while True:
+        low, z = z & 0x7F, z >> 7
+        out += bytes([low | (0x80 if z else 0)])
+        if not z:
+            break
+    prev = b
+open(f"{store}/traces/{h.high:016x}{h.low:016x}.trace", "wb").write(out)
+PY
+}
+v1_size=$(json "$W/push1.out" 'j["blobs"][0]["size"]')
+write_record "$SRC" app:v1 "$v1_size" 10 0 5
+run tls1 --store "$SRC" ls --registry "$REG" --json
+run tshow0 --store "$SRC" trace show app:v1 --json
+check "trace show reads the record lazyblobd would write" \
+  test "$(json "$W/tshow0.out" 'j["offsets"]')" = "[40960, 0, 20480]"
+run tpush1 --store "$SRC" push --registry "$REG" app:v1 --json
+check "push publishes the record next to the blob" \
+  test "$(json "$W/tpush1.out" '(j["blobs"][0]["trace"]["chunks"], j["blobs"][0]["trace"]["merged"])')" = "(3, False)"
+write_record "$SRC" app:v1 "$v1_size" 10 7
+run tpush2 --store "$SRC" push --registry "$REG" app:v1 --json
+check "a second record is merged into the registry's, not written over it" \
+  test "$(json "$W/tpush2.out" '(j["blobs"][0]["trace"]["chunks"], j["blobs"][0]["trace"]["merged"])')" = "(4, True)"
+run tls2 --store "$SRC" ls --registry "$REG" --json
+check "records are not listed as blobs" \
+  test "$(json "$W/tls2.out" '[b["id"] for b in j["blobs"]]')" = "$(json "$W/tls1.out" '[b["id"] for b in j["blobs"]]')"
+run tpull --store "$W/strace" pull --registry "$REG" app:v1 --json
+check "pull brings the merged record along" test "$(json "$W/tpull.out" 'j["trace_chunks"]')" = 4
+run tshow --store "$W/strace" trace show app:v1 --json
+check "the pulled record is in first-seen rank order" \
+  test "$(json "$W/tshow.out" 'j["offsets"]')" = "[40960, 0, 28672, 20480]"
+
 # --- credentials never appear in any output -------------------------------------------
 password=$("$PYTHON" -c 'import json,sys,base64; a=json.load(open(sys.argv[1]))["auths"]; print(base64.b64decode(next(iter(a.values()))["auth"]).decode().split(":",1)[1])' "$LB_REG_AUTH_FILE")
 check "no password or auth blob in any output" \

@@ -12,6 +12,7 @@
 #include "registry/puller.h"
 #include "registry/pusher.h"
 #include "registry/registry_client.h"
+#include "registry/trace_artifact.h"
 #include "store/hashing.h"
 #include "tests/store/store_test_util.h"
 
@@ -391,6 +392,38 @@ TEST_F(RegistryLive, ManyThreadsShareOneClientAndFetcher) {
   const std::size_t u1 = Keys(*src_->OpenBlob("app:v1").value().map).size();
   const std::size_t u2 = Keys(*src_->OpenBlob("app:v2").value().map).size();
   EXPECT_EQ(verified.load(), static_cast<int>(3 * u1 + 3 * u2));
+}
+
+// Issue 16: a blob's access record goes up as an artifact next to its manifest, and a
+// second record is merged into the first, not written over it.
+TEST_F(RegistryLive, AccessRecordsArePublishedNextToTheBlobAndMerged) {
+  auto c = Client(Env("LB_REG_PLAIN"));
+  PushResult pushed = Push(*c, {"app:v1"});
+  ASSERT_EQ(pushed.blobs.size(), 1u);
+  const std::string subject = pushed.blobs[0].manifest_digest;
+  EXPECT_EQ(FetchTrace(*c, "app:v1").status().code(), StatusCode::kNotFound);
+  AccessTrace a;
+  a.blob_size = v1_.size();
+  a.blocks = {10, 0, 5};
+  ASSERT_OK_AND_ASSIGN(PublishedTrace first, PublishTrace(*c, "app:v1", subject, a));
+  EXPECT_FALSE(first.merged);
+  EXPECT_EQ(first.tag, TraceTagFor("app:v1"));
+  EXPECT_EQ(first.chunks, 3u);
+  AccessTrace b = a;
+  b.blocks = {10, 7};
+  ASSERT_OK_AND_ASSIGN(PublishedTrace second, PublishTrace(*c, "app:v1", subject, b));
+  EXPECT_TRUE(second.merged);
+  ASSERT_OK_AND_ASSIGN(AccessTrace back, FetchTrace(*c, "app:v1"));
+  EXPECT_EQ(back.blocks, (std::vector<std::uint64_t>{10, 0, 7, 5}));
+  EXPECT_EQ(back.blocks, AccessTrace::Merge(a, b).blocks);
+  // The record refers to its blob's manifest, and is no blob itself for listings.
+  ASSERT_OK_AND_ASSIGN(FetchedManifest m, c->GetManifest(first.tag));
+  EXPECT_NE(m.bytes.find("\"subject\""), std::string::npos);
+  EXPECT_NE(m.bytes.find(subject), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(auto listed, ListRemoteBlobs(*c));
+  EXPECT_EQ(listed.size(), 1u);
+  // Another blob's record is not this one's.
+  EXPECT_EQ(FetchTrace(*c, "app:v2").status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

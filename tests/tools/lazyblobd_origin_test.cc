@@ -515,6 +515,102 @@ TEST_F(LazyblobdOrigin, RegistryErrorsAreClearAndTheDaemonServesOn) {
   EXPECT_EQ(denied.Scrape().find(password), std::string::npos) << "a password in the metrics";
 }
 
+// Issue 16: a start recorded on one node (its own store), published by `lazyblob push`, is
+// replayed by a second node with an empty store and origin cache: the start's reads find
+// their ranges written, so the (simulated) kernel sends no READ for them.
+TEST_F(LazyblobdOrigin, RecordedStartReplayedOnASecondNodeTurnsItsReadsIntoHits) {
+  Push("solo");
+  const std::vector<std::uint64_t> start = {5, 17, 2, 11, 20, 8, 14, 0};  // chunks, in order
+  std::vector<std::byte> page(4096);
+  {
+    OriginNode& first = Node(
+        Registry(), {"--store", dir_ + "/src", "--trace-record", "600", "--write-ahead", "64K"});
+    first.set_max_readahead(4096);
+    ASSERT_TRUE(first.Start());
+    SimMount m = first.Mount("solo", images_["solo"]);
+    for (std::uint64_t c : start) ASSERT_TRUE(first.sim().Read(m, c * k64K, page).ok());
+    ASSERT_TRUE(first.sim().Unmount(m).ok());  // CLOSE: the record is saved
+    for (int i = 0; i < 500 && Sample(first.Scrape(), "lazyblob_traces_recorded_total", {}) < 1;
+         ++i) {
+      ::usleep(10'000);
+    }
+    EXPECT_EQ(Sample(first.Scrape(), "lazyblob_traces_recorded_total", {}), 1) << first.Log();
+    first.Stop();
+  }
+  // The record: the start's reads in order, with the chunks written ahead of them (the
+  // kernel never asks for those, so they stand for the start's later reads of them).
+  const std::string shown = testing::Output(std::string(LAZYBLOB_BIN) + " --store " + dir_ +
+                                            "/src trace show solo --json");
+  const auto record = nlohmann::json::parse(shown, nullptr, false);
+  ASSERT_FALSE(record.is_discarded()) << shown;
+  const auto recorded = record["offsets"].get<std::vector<std::uint64_t>>();
+  ASSERT_FALSE(recorded.empty());
+  EXPECT_EQ(recorded[0], start[0] * k64K);
+  EXPECT_LT(recorded.size(), 24u) << "not the whole blob";
+  for (std::uint64_t c : start) {
+    EXPECT_NE(std::find(recorded.begin(), recorded.end(), c * k64K), recorded.end()) << c;
+  }
+  Push("solo");  // the blob is there already: this publishes the record
+
+  OriginNode& second = Node(Registry());
+  second.set_max_readahead(4096);
+  ASSERT_TRUE(second.Start());
+  SimMount m = second.Mount("solo", images_["solo"]);
+  for (int i = 0; i < 3000 && Sample(second.Scrape(), "lazyblob_replays_total", {}) < 1; ++i) {
+    ::usleep(10'000);
+  }
+  ASSERT_EQ(Sample(second.Scrape(), "lazyblob_replays_total", {}), 1) << second.Log();
+  const std::uint64_t reads_before = second.sim().counters().reads_sent;
+  for (std::uint64_t c : start) {
+    ASSERT_TRUE(second.sim().Read(m, c * k64K, page).ok()) << c << "\n" << second.Log();
+  }
+  const std::uint64_t reads = second.sim().counters().reads_sent - reads_before;
+  const double hit_fraction = 1.0 - static_cast<double>(reads) / start.size();
+  EXPECT_GE(hit_fraction, 0.95) << reads << " of " << start.size() << " reads missed";
+  const std::string metrics = second.Scrape();
+  EXPECT_EQ(Sample(metrics, "lazyblob_prefetch_bytes_total", {}), recorded.size() * k64K);
+  EXPECT_EQ(Sample(metrics, "lazyblob_origin_chunks_total", {"result=\"fetched\""}),
+            recorded.size())
+      << "replay fetched exactly the recorded chunks, the start's reads nothing more";
+  std::printf("start of %zu reads: %zu chunks recorded, hit fraction %.2f\n", start.size(),
+              recorded.size(), hit_fraction);
+  second.ExpectCleanReads();
+}
+
+// Issue 16: replay through a slow link, bounded to 64 KiB/s (8 chunks: over 7 s), never
+// delays a demand READ elsewhere: the READ is answered while replay has most of the record
+// still to write.
+TEST_F(LazyblobdOrigin, DemandReadElsewhereIsServedWhileAReplayRuns) {
+  Push("solo");
+  {
+    OriginNode& first = Node(Registry(), {"--store", dir_ + "/src", "--trace-record", "600",
+                                          "--write-ahead", "0"});  // a record of 8 chunks
+    first.set_max_readahead(4096);
+    ASSERT_TRUE(first.Start());
+    SimMount m = first.Mount("solo", images_["solo"]);
+    std::vector<std::byte> page(4096);
+    for (std::uint64_t c = 0; c < 16; c += 2) ASSERT_TRUE(first.sim().Read(m, c * k64K, page).ok());
+    ASSERT_TRUE(first.sim().Unmount(m).ok());
+    for (int i = 0; i < 500 && Sample(first.Scrape(), "lazyblob_traces_recorded_total", {}) < 1;
+         ++i) {
+      ::usleep(10'000);
+    }
+    first.Stop();
+  }
+  Push("solo");
+  OriginNode& node =
+      Node(Registry("LB_PROXY_SLOW"), {"--trace-replay-bandwidth", "64K", "--write-ahead", "0"});
+  node.set_max_readahead(4096);
+  ASSERT_TRUE(node.Start());
+  SimMount m = node.Mount("solo", images_["solo"]);
+  std::vector<std::byte> page(4096);
+  ASSERT_TRUE(node.sim().Read(m, 21 * k64K, page).ok());  // off the record
+  const std::string metrics = node.Scrape();
+  EXPECT_EQ(Sample(metrics, "lazyblob_replays_total", {}), 0) << "the replay had not ended";
+  EXPECT_LT(Sample(metrics, "lazyblob_prefetch_bytes_total", {}), 8 * k64K);
+  node.ExpectCleanReads();
+}
+
 }  // namespace
 }  // namespace lazyblob
 
