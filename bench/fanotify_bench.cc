@@ -40,6 +40,7 @@
 #include "bench/read_bench_limit.h"
 #include "bench/read_bench_util.h"
 #include "store/chunk_store.h"
+#include "transport/fanotify_group.h"
 
 namespace lazyblob::bench {
 namespace {
@@ -350,14 +351,29 @@ int main(int argc, char** argv) {
   using namespace lazyblob::bench;
   Args a;
   CLI::App app{"fanotify front end vs EROFS file-backed mounts (bench/fanotify/run.sh)"};
-  app.add_option("--lazyblob", a.lazyblob)->required();
-  app.add_option("--lazyblobd", a.lazyblobd)->required();
-  app.add_option("--work", a.work, "scratch dir on ext4/xfs")->required();
-  app.add_option("--out", a.out, "JSON results")->required();
-  app.add_option("--workload", a.workloads, "NAME,RAW_IMAGE,LZ4HC_IMAGE,STORE,BLOB_ID")->required();
+  std::string probe;
+  auto* probe_opt = app.add_option(
+      "--probe", probe,
+      "only check that DIR's filesystem takes pre-content marks: exit 0 if so, 77 if not");
+  app.add_option("--lazyblob", a.lazyblob)->excludes(probe_opt);
+  app.add_option("--lazyblobd", a.lazyblobd)->excludes(probe_opt);
+  app.add_option("--work", a.work, "scratch dir on ext4/xfs")->excludes(probe_opt);
+  app.add_option("--out", a.out, "JSON results")->excludes(probe_opt);
+  app.add_option("--workload", a.workloads, "NAME,RAW_IMAGE,LZ4HC_IMAGE,STORE,BLOB_ID")
+      ->excludes(probe_opt);
   app.add_option("--threads", a.threads)->delimiter(',');
   app.add_option("--reps", a.reps);
   CLI11_PARSE(app, argc, argv);
+  if (!probe.empty()) {
+    const lazyblob::Status s = lazyblob::FanotifyGroup::ProbeSupport(probe);
+    if (s.ok()) return 0;
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 77;
+  }
+  if (a.lazyblob.empty() || a.lazyblobd.empty() || a.work.empty() || a.out.empty() ||
+      a.workloads.empty()) {
+    Die("--lazyblob, --lazyblobd, --work, --out and --workload are required (or --probe DIR)");
+  }
   if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)) {
     Die(std::string("a private mount namespace: ") + std::strerror(errno));
   }

@@ -12,7 +12,8 @@
 #            3 reps, threads 1,4; results in bench/results/
 #   --smoke  a 16 MiB file and an 8 MiB generated tree (bench/make_tree.py), 1 rep, 1
 #            thread; results in BUILD/bench-smoke. Exits 0 with one line when the machine
-#            cannot run it (not root, no pre-content events); non-zero only when it fails to
+#            cannot run it (not root, no pre-content events in the kernel or on the
+#            filesystem of LAZYBLOB_CACHE_DIR); non-zero only when it fails to
 #            run, never on a performance target.
 # Environment: LAZYBLOB_CACHE_DIR (default /var/cache/lazyblob; must not be tmpfs).
 set -uo pipefail
@@ -29,7 +30,7 @@ while (($#)); do
     --build-dir) BUILD=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "bench/fanotify/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -65,6 +66,14 @@ else
 fi
 D="$DATA/$NAME"
 mkdir -p "$D" "$OUT"
+# The daemon's cache files and the store live under $DATA: its filesystem must take
+# pre-content marks (ext4, xfs, btrfs; not overlayfs or tmpfs).
+"$BUILD/bench/fanotify_bench" --probe "$D" 2>"$D/probe.err"
+case $? in
+  0) ;;
+  77) log "SKIP: $(cat "$D/probe.err") (set LAZYBLOB_CACHE_DIR to a directory on ext4/xfs)"; exit 0 ;;
+  *) log "probe failed: $(cat "$D/probe.err")"; exit 1 ;;
+esac
 
 # file: one big file from the host's shared libraries (real binaries), as bench/vm does.
 if [[ ! -s "$D/file.raw.erofs" ]]; then
