@@ -127,7 +127,7 @@ class LazyblobdTest : public ::testing::Test {
       ::_exit(127);
     }
     for (int i = 0; i < 3000 && !sim_->device_attached(); ++i) ::usleep(10'000);
-    ASSERT_TRUE(sim_->device_attached());
+    ASSERT_TRUE(sim_->device_attached()) << (log.empty() ? "" : "daemon log:\n" + ReadLog(log));
   }
   SimMount MountBlob(int b) {
     auto m = sim_->Mount("erofs,d", "blob" + std::to_string(b), images_[b]);
