@@ -63,10 +63,12 @@ def free_port():
 
 
 def metric(text, name):
+    """The sum of NAME's samples over their labels (e.g. {frontend="cachefiles"})."""
+    total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{}"):
-            return float(line.split()[-1])
-    return 0.0
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.split()[-1])
+    return total
 
 
 def replay(work, image, ranges, daemon_args, scrape=False):
@@ -88,6 +90,8 @@ def replay(work, image, ranges, daemon_args, scrape=False):
         r["metrics"] = {k: metric(text, "lazyblob_" + k) for k in (
             "prefetch_bytes_total", "prefetch_hits_total", "prefetch_wasted_bytes_total",
             "replays_total", "replay_seconds_total", "traces_recorded_total")}
+        r["metrics_lines"] = [l for l in text.splitlines() if not l.startswith("#") and any(
+            w in l for w in ("prefetch", "replay", "trace", "origin_chunks"))]
     return r
 
 
@@ -156,6 +160,7 @@ def run_modes(a, proxy, rep):
                      "requests": r1 - r0, "record_chunks": trace.get("chunks", 0),
                      "recording_node_total_s": mrec["total_s"]}
     res["replay"].update(m["metrics"])
+    res["replay"]["metrics_lines"] = m["metrics_lines"]
     shutil.rmtree(cache, ignore_errors=True)
     return res
 
