@@ -123,7 +123,8 @@ def run_modes(a, proxy, rep):
         m = replay(a.work, a.image, a.ranges, ["--origin", registry, "--origin-cache", cache])
         r1, b1 = proxy.counters()
         res[mode] = {"ttfb_s": m["ttfb_s"], "total_s": m["total_s"], "bytes": b1 - b0,
-                     "requests": r1 - r0}
+                     "requests": r1 - r0, "kernel_reads": m.get("kernel_reads", 0),
+                     "kernel_read_bytes": m.get("kernel_read_bytes", 0)}
     shutil.rmtree(cache, ignore_errors=True)
     # (d) lazy with replay of a record made on another node. Node 1 (empty origin cache,
     # replay off so it records even when the registry already holds a record) runs the start
@@ -158,6 +159,8 @@ def run_modes(a, proxy, rep):
     r1, b1 = proxy.counters()
     res["replay"] = {"ttfb_s": m["ttfb_s"], "total_s": m["total_s"], "bytes": b1 - b0,
                      "requests": r1 - r0, "record_chunks": trace.get("chunks", 0),
+                     "kernel_reads": m.get("kernel_reads", 0),
+                     "kernel_read_bytes": m.get("kernel_read_bytes", 0),
                      "recording_node_total_s": mrec["total_s"]}
     res["replay"].update(m["metrics"])
     res["replay"]["metrics_lines"] = m["metrics_lines"]
@@ -168,7 +171,7 @@ def run_modes(a, proxy, rep):
 MODES = ("pull", "lazy", "warm", "replay")
 LABELS = {"pull": "(a) full pull, then local", "lazy": "(b) lazy", "warm": "(c) warm",
           "replay": "(d) lazy + replay of another node's record"}
-REPLAY_KEYS = ("prefetch_bytes_total", "prefetch_hits_total", "prefetch_wasted_bytes_total",
+REPLAY_KEYS = ("kernel_reads", "kernel_read_bytes", "prefetch_bytes_total", "prefetch_hits_total", "prefetch_wasted_bytes_total",
                "replays_total", "replay_seconds_total", "record_chunks",
                "recording_node_total_s")
 
@@ -213,6 +216,8 @@ def main():
             s["median"][mode] = {k: median_of(runs, mode, k)
                                  for k in ("ttfb_s", "total_s", "bytes", "requests")}
         s["median"]["replay"].update({k: median_of(runs, "replay", k) for k in REPLAY_KEYS})
+        s["median"]["lazy"].update({k: median_of(runs, "lazy", k)
+                                    for k in ("kernel_reads", "kernel_read_bytes")})
         med = s["median"]
         # Mode (d)'s targets (issue 16): medians of the per-rep (paired) ratios.
         s["replay_over_lazy_time"] = statistics.median(
@@ -293,17 +298,20 @@ def write_md(r, path):
         "kernel asked, and wasted bytes are an upper bound (the daemon's metric help says so).",
         "",
         "| network | record (chunks) | prefetch (MiB) | prefetch hits | wasted prefetch (MiB, "
-        "upper bound) | replay time (s) | replay / lazy (target <= 0.5) "
-        "| replay / full pull (target <= 0.15) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        "upper bound) | replay time (s) | kernel READs (MiB asked), lazy -> replay "
+        "| replay / lazy (target <= 0.5) | replay / full pull (target <= 0.15) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in r["settings"]:
-        d = s["median"]["replay"]
+        d, lz = s["median"]["replay"], s["median"]["lazy"]
         at20 = s["rtt_ms"] == 20 and s["mbit"] == 200
         ok = lambda v, t: f"{v:.3f}" + ((" met" if v <= t else " NOT met") if at20 else "")
         lines.append(f"| {s['rtt_ms']:g} ms / {s['mbit']:g} Mbit/s | {d['record_chunks']:g} | "
                      f"{d['prefetch_bytes_total'] / 2**20:.2f} | {d['prefetch_hits_total']:g} | "
                      f"{d['prefetch_wasted_bytes_total'] / 2**20:.2f} | "
-                     f"{d['replay_seconds_total']:.3f} | {ok(s['replay_over_lazy_time'], 0.5)} | "
+                     f"{d['replay_seconds_total']:.3f} | "
+                     f"{lz.get('kernel_reads', 0):g} ({lz.get('kernel_read_bytes', 0) / 2**20:.1f}) -> "
+                     f"{d['kernel_reads']:g} ({d['kernel_read_bytes'] / 2**20:.1f}) | "
+                     f"{ok(s['replay_over_lazy_time'], 0.5)} | "
                      f"{ok(s['replay_over_pull_time'], 0.15)} |")
     lines += ["", "Ratios: medians of the per-rep ratios of the start-set times (the modes of "
               "one rep run back to back, so they share its load). Targets (issue 16) apply at "
