@@ -35,7 +35,7 @@ while (($#)); do
     --smoke) SMOKE=1; REPS=1; shift ;;
     --reps) REPS=$2; shift 2 ;;
     --build-dir) BUILD=$2; shift 2 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "origin bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
