@@ -16,7 +16,12 @@
 #         through lazyblobd from that store;
 #   lazy  lazyblobd --origin with an empty store and origin cache: the start set;
 #   warm  the same daemon restarted on the origin cache the lazy run filled (the kernel's
-#         cache files empty): the start set again.
+#         cache files empty): the start set again;
+#   replay  (issue 16) lazy with replay of a record made on another node: a recording node
+#         (empty origin cache, --trace-record 30 --no-trace-replay) runs the start, its record
+#         is published with `lazyblob push`, then a fresh node (empty origin cache) fetches it
+#         at OPEN and replays it while the start runs, timed like lazy; its lazyblob_prefetch_*
+#         metrics are scraped after the start.
 # Results: bench/results/origin.{json,md,png} (--smoke: <build>/bench-smoke/origin-smoke.*,
 # one rep, fewer settings). Medians of --reps (default 3) runs; the load average is recorded.
 set -euo pipefail
@@ -30,7 +35,7 @@ while (($#)); do
     --smoke) SMOKE=1; REPS=1; shift ;;
     --reps) REPS=$2; shift 2 ;;
     --build-dir) BUILD=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "origin bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
