@@ -149,7 +149,8 @@ int Run(int argc, char** argv) {
   o << "{\"ttfb_s\": " << ttfb << ", \"total_s\": " << total << ", \"mount_s\": " << mount_s
     << ", \"bytes\": " << bytes << ", \"ranges\": " << ranges.size() << ", \"failed\": " << failed
     << ", \"kernel_reads\": " << c.reads_sent
-    << ", \"kernel_read_bytes\": " << c.read_bytes_requested << ", \"eios\": " << c.eios << ", \"mismatches\": " << c.data_mismatches << "}\n";
+    << ", \"kernel_read_bytes\": " << c.read_bytes_requested << ", \"eios\": " << c.eios
+    << ", \"mismatches\": " << c.data_mismatches << "}\n";
   if (failed != 0 || c.data_mismatches != 0) return Fail("reads failed or differed");
   return 0;
 }
