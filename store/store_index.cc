@@ -1,6 +1,7 @@
 #include "store/store_index.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
@@ -124,8 +125,34 @@ Result<std::unique_ptr<StoreIndex>> StoreIndex::OpenSecondary(const std::string&
   return idx;
 }
 
+namespace {
+
+// Each lazyblob command is a short-lived writer. The tables it flushes into the small
+// column families (blobs, blob_maps, meta: keyed by blob id, so one command's keys do not
+// overlap the last one's) are moved down whole, never merged, so those families gained a
+// table per command: 100 imports left about 250 tables. A daemon's secondary instance keeps
+// every table open (max_open_files = -1) and could not open such a store under a 64-fd
+// limit. So a writer about to close rewrites a small family that holds more than a few
+// tables into one. The big chunks family (random keys, each flush overlaps the last) is
+// merged by RocksDB's own compactions. On a failure the tables stay for the next writer.
+void MergeSmallFamilies(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs) {
+  constexpr std::size_t kMaxTables = 8;
+  constexpr std::uint64_t kSmallFamilyBytes = 64ull << 20;
+  for (auto* cf : cfs) {
+    rocksdb::ColumnFamilyMetaData meta;
+    db->GetColumnFamilyMetaData(cf, &meta);
+    if (meta.file_count <= kMaxTables || meta.size > kSmallFamilyBytes) continue;
+    rocksdb::CompactRangeOptions o;
+    o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+    db->CompactRange(o, cf, nullptr, nullptr).PermitUncheckedError();
+  }
+}
+
+}  // namespace
+
 StoreIndex::~StoreIndex() {
   if (db_ == nullptr) return;
+  if (!secondary_) MergeSmallFamilies(db_, cfs_);
   for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
   db_->Close().PermitUncheckedError();
   delete db_;
