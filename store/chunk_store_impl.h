@@ -71,6 +71,14 @@ class ChunkStore::Impl {
                               std::span<const std::string> sources);
   Result<EvictResult> EvictPacks(std::uint64_t target_bytes, const KeepChunkFn& pinned);
 
+  // The tail of every path that stores a new blob (Import, ImportChunked); the caller holds
+  // writer_mu and has appended the blob's new chunks. Appends `manifest` (its seq and
+  // creation time set here), syncs the packs, and commits one index batch: the chunks
+  // `put_chunks` adds, the blob and its map, the next seq and the pack ends. Returns the
+  // bytes the manifest record took; on an error the caller rolls the writer back.
+  Result<std::uint64_t> CommitBlob(BlobManifest manifest,
+                                   const std::function<void(StoreIndex::Batch&)>& put_chunks);
+
   // Gc's and EvictPacks' machinery (chunk_store_gc.cc); the caller holds writer_mu. Copies
   // the records of `pack_ids` that stay (chunks `keep` says yes to and that the index
   // places there, the manifests in `live_manifests`, tombstones of ids not live) into a

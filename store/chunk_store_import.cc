@@ -322,38 +322,46 @@ Result<ImportResult> ChunkStore::Impl::Import(const std::string& path, const Imp
   }
 
   BlobManifest m;
-  m.seq = meta.next_seq;
   m.id = result.id;
   m.size = size;
-  m.created_unix_s = static_cast<std::int64_t>(std::time(nullptr));
   m.sha256 = sha;
   m.chunker = chunker_opts;
   m.extents = std::move(extents);
+  auto manifest_bytes = CommitBlob(std::move(m), [&](StoreIndex::Batch& batch) {
+    for (const auto& [key, loc] : new_locs) batch.PutChunk(key, loc);
+  });
+  if (!manifest_bytes.ok()) return fail(manifest_bytes.status());
+  result.new_stored_bytes += *manifest_bytes;
+  return result;
+}
+
+Result<std::uint64_t> ChunkStore::Impl::CommitBlob(
+    BlobManifest m, const std::function<void(StoreIndex::Batch&)>& put_chunks) {
+  m.seq = meta.next_seq;
+  m.created_unix_s = static_cast<std::int64_t>(std::time(nullptr));
   std::vector<std::uint8_t> payload = EncodeManifest(m);
-  const std::uint32_t payload_len = static_cast<std::uint32_t>(payload.size());
+  const auto payload_len = static_cast<std::uint32_t>(payload.size());
   RecordHeader mh{
       RecordType::kManifest, Codec::kRaw, ChunkKey{}, Sha256Of(std::as_bytes(std::span(payload))),
       payload_len,           payload_len};
-  auto mloc = writer->Append(mh, payload);
-  if (!mloc.ok()) return fail(mloc.status());
-  if (Status s = writer->Sync(); !s.ok()) return fail(s);
+  LB_ASSIGN_OR_RETURN(auto mloc, writer->Append(mh, payload));
+  LB_RETURN_IF_ERROR(writer->Sync());
 
   auto batch = index->NewBatch();
-  for (const auto& [key, loc] : new_locs) batch.PutChunk(key, loc);
+  put_chunks(batch);
   BlobRecord rec;
   rec.info = BlobInfo{m.id, m.size, m.extents.size(), m.chunker, m.sha256, m.created_unix_s};
   rec.seq = m.seq;
-  rec.manifest_pack = mloc->pack_id;
-  rec.manifest_offset = mloc->offset;
+  rec.manifest_pack = mloc.pack_id;
+  rec.manifest_offset = mloc.offset;
   batch.PutBlob(rec, m.extents);
   StoreMeta next = meta;
   ++next.next_seq;
   batch.PutMeta(next);
   for (const auto& [pack, end] : writer->TouchedEnds()) batch.PutPackEnd(pack, end);
-  if (Status s = index->Commit(batch); !s.ok()) return fail(s);
+  LB_RETURN_IF_ERROR(index->Commit(batch));
   meta.next_seq = next.next_seq;  // only next_seq changes; readers use the rest
-  result.new_stored_bytes += kRecordHeaderBytes + payload_len;
-  return result;
+  return kRecordHeaderBytes + payload_len;
 }
 
 }  // namespace lazyblob
