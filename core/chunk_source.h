@@ -115,6 +115,17 @@ class ChunkSource {
   // fetches from far away (a registry) can fetch them together; a local store ignores it.
   // Borrowed for the call only; never required for correctness.
   virtual void WillRead(std::span<const ChunkExtent> extents) {}
+  // A hint from trace replay: these extents of one blob are read soon, in this order. A
+  // source that fetches from far away starts fetching them now, in the background and a
+  // few requests at once, so the reads that follow find them near; at most
+  // `bytes_per_second` of stored bytes (0: unbounded). The fetches go on while the caller
+  // keeps the returned hold; dropping it cancels those not yet started. A local store
+  // ignores it (null hold). Never required for correctness: a ReadChunk of a chunk not
+  // fetched yet fetches it itself, or joins the fetch under way.
+  virtual std::shared_ptr<void> FetchAhead(std::span<const ChunkExtent> extents,
+                                           std::uint64_t bytes_per_second) {
+    return nullptr;
+  }
 
   // Untimed. Implementations add `using ChunkSource::ReadChunk;` to keep it visible.
   Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out) {

@@ -69,6 +69,13 @@ PrometheusOriginStats::PrometheusOriginStats() {
                 .Help("Chunk reads that waited for another reader's fetch of the same chunk")
                 .Register(registry_)
                 .Add({});
+  fetched_ahead_ = &prometheus::BuildCounter()
+                        .Name("lazyblob_origin_fetched_ahead_chunks_total")
+                        .Help(
+                            "Chunks whose fetch trace replay started ahead of reads (their "
+                            "Range GETs are also counted in lazyblob_origin_requests_total)")
+                        .Register(registry_)
+                        .Add({});
   cache_bytes_ = &prometheus::BuildGauge()
                       .Name("lazyblob_origin_cache_bytes")
                       .Help("Pack bytes of the origin cache (fetched chunks kept locally)")
@@ -126,6 +133,9 @@ void PrometheusOriginStats::ChunkRead(OriginChunkFrom from) {
   chunk_reads_[static_cast<int>(from)]->Increment();
 }
 void PrometheusOriginStats::SingleFlightJoin() { joins_->Increment(); }
+void PrometheusOriginStats::FetchedAhead(std::size_t chunks) {
+  fetched_ahead_->Increment(static_cast<double>(chunks));
+}
 void PrometheusOriginStats::CacheBytes(std::uint64_t bytes, std::uint64_t limit_bytes) {
   cache_bytes_->Set(static_cast<double>(bytes));
   cache_limit_bytes_->Set(static_cast<double>(limit_bytes));

@@ -34,6 +34,7 @@ class PrometheusOriginStats final : public OriginStats, public prometheus::Colle
   void ChunkRejected() override;
   void ChunkRead(OriginChunkFrom from) override;
   void SingleFlightJoin() override;
+  void FetchedAhead(std::size_t chunks) override;
   void CacheBytes(std::uint64_t bytes, std::uint64_t limit_bytes) override;
   void Evicted(std::uint64_t packs, std::uint64_t chunks, std::uint64_t bytes) override;
   void PersistFailed() override;
@@ -55,6 +56,7 @@ class PrometheusOriginStats final : public OriginStats, public prometheus::Colle
   prometheus::Counter* chunks_rejected_;
   std::array<prometheus::Counter*, kOriginChunkFromCount> chunk_reads_{};
   prometheus::Counter* joins_;
+  prometheus::Counter* fetched_ahead_;
   prometheus::Gauge* cache_bytes_;
   prometheus::Gauge* cache_limit_bytes_;
   prometheus::Counter* evictions_;

@@ -72,6 +72,9 @@ thread_local Hint t_hint;
 Status OriginSourceOptions::Validate() const {
   LB_RETURN_IF_ERROR(coalesce.Validate());
   if (maps_dir.empty()) return InvalidArgument("origin: no directory for kept maps");
+  if (ahead_requests < 1 || ahead_requests > 64) {
+    return InvalidArgument("origin: ahead_requests outside [1, 64]");
+  }
   return Status::Ok();
 }
 
@@ -94,6 +97,14 @@ OriginSource::OriginSource(const OriginSourceOptions& options, KeptMaps maps, Ch
       stats_(stats) {}
 
 OriginSource::~OriginSource() {
+  std::vector<std::thread> ahead;
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+    ahead.swap(ahead_threads_);
+  }
+  ahead_cv_.SignalAll();
+  for (std::thread& t : ahead) t.join();
   // Commits still queued call back into this source (Land).
   cache_->Flush();
 }
@@ -220,14 +231,7 @@ Result<bool> OriginSource::FetchOrJoin(const ChunkExtent& extent, std::span<std:
       } else if (committed_generation_ != generation) {
         return false;
       } else {
-        const auto& chunks = at.blob->remote->map.chunks;
-        for (std::size_t i : run) {
-          auto [it, fresh] = flights_.try_emplace(chunks[i].key);
-          if (!fresh) continue;  // someone else's flight (or a repeated key)
-          it->second = std::make_shared<Flight>();
-          mine.emplace(chunks[i].key, it->second);
-          owned.push_back(i);
-        }
+        TakeFlights(at.blob->remote->map, run, &mine, &owned);
         flight = mine.at(extent.key);
         leader = true;
       }
@@ -237,6 +241,17 @@ Result<bool> OriginSource::FetchOrJoin(const ChunkExtent& extent, std::span<std:
   if (flight->Wait() && !leader) stats_->SingleFlightJoin();
   LB_RETURN_IF_ERROR(CopyOut(*flight, extent, out));
   return true;
+}
+
+void OriginSource::TakeFlights(const RemoteBlobMap& map, const std::vector<std::size_t>& chunks,
+                               Flights* mine, std::vector<std::size_t>* owned) {
+  for (std::size_t i : chunks) {
+    auto [it, fresh] = flights_.try_emplace(map.chunks[i].key);
+    if (!fresh) continue;  // someone else's flight (or a repeated key)
+    it->second = std::make_shared<Flight>();
+    mine->emplace(map.chunks[i].key, it->second);
+    owned->push_back(i);
+  }
 }
 
 std::vector<std::size_t> OriginSource::Run(const Location& at, const ChunkExtent& extent) {

@@ -19,6 +19,12 @@
 //    reads next (those not held locally nor in flight), as far as they sit together in the
 //    blob, up to CoalesceOptions::max_request_bytes; BlobFetcher::Plan turns them into
 //    Range GETs (neighbours in one bundle share a request).
+//  - fetching ahead (FetchAhead, trace replay's hint): the hinted chunks are fetched in
+//    hint order by up to OriginSourceOptions::ahead_requests threads of the source's own,
+//    one Range GET each at a time (neighbours coalesced as above), paced to the hint's
+//    bandwidth. They take flights like any fetch, so a demand read of a chunk fetched
+//    ahead joins that fetch; demand never queues behind them (a reader that has to fetch
+//    sends its own request at once). Dropping the hold cancels what has not started.
 //  - a chunk that fails verification is refused alone (the others of its request are
 //    kept), counted, and never returned nor stored; the read of it fails (EIO upstream).
 //  - failures are not remembered: the next read tries the registry again, so a registry
@@ -32,10 +38,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -55,6 +64,9 @@ struct OriginSourceOptions {
   // max_gap_bytes apart share one (default 64 KiB; the gap is downloaded and dropped).
   CoalesceOptions coalesce;
   std::string maps_dir;  // where resolved maps are kept (KeptMaps); required
+  // Range GETs that fetching ahead (FetchAhead) keeps in flight at once, on threads started
+  // at the first FetchAhead. Default 4; 1..64.
+  int ahead_requests = 4;
 
   Status Validate() const;
 };
@@ -77,9 +89,13 @@ class OriginSource final : public ChunkSource {
   Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out,
                    ChunkReadTimings* timings) override;
   void WillRead(std::span<const ChunkExtent> extents) override;
+  std::shared_ptr<void> FetchAhead(std::span<const ChunkExtent> extents,
+                                   std::uint64_t bytes_per_second) override LB_EXCLUDES(mu_);
 
  private:
   struct Flight;
+  struct AheadJob;
+  struct AheadSlice;
   // A blob resolved through the registry, with its chunk offsets for the hint lookup.
   struct RemoteEntry {
     std::shared_ptr<const RemoteBlob> remote;
@@ -100,6 +116,10 @@ class OriginSource final : public ChunkSource {
   // committed to the cache since `generation`: read it from there.
   Result<bool> FetchOrJoin(const ChunkExtent& extent, std::span<std::byte> out,
                            std::uint64_t generation) LB_EXCLUDES(mu_);
+  // Starts a flight for each of `chunks` (indexes into map.chunks) nobody fetches yet: ours
+  // go to `mine` and `owned`.
+  void TakeFlights(const RemoteBlobMap& map, const std::vector<std::size_t>& chunks, Flights* mine,
+                   std::vector<std::size_t>* owned) LB_REQUIRES(mu_);
   // The chunks to fetch with the one at `at`: it, then those the thread's hint reads next.
   std::vector<std::size_t> Run(const Location& at, const ChunkExtent& extent);
   bool HeldLocally(const ChunkKey& key);
@@ -110,6 +130,12 @@ class OriginSource final : public ChunkSource {
   void Land(const std::vector<std::pair<ChunkKey, std::shared_ptr<Flight>>>& flights,
             bool committed) LB_EXCLUDES(mu_);
   static Status CopyOut(Flight& flight, const ChunkExtent& extent, std::span<std::byte> out);
+  // Fetching ahead (registry/origin_fetch_ahead.cc): one thread's loop, and the next
+  // request's worth of chunks of the oldest live job.
+  void AheadLoop() LB_EXCLUDES(mu_);
+  std::optional<AheadSlice> TakeAheadSlice() LB_REQUIRES(mu_);
+  // Takes flights for `slice`'s chunks that nobody fetches or holds, and fetches them.
+  void FetchSlice(const AheadSlice& slice) LB_EXCLUDES(mu_);
 
   const OriginSourceOptions options_;
   const KeptMaps maps_;
@@ -124,6 +150,13 @@ class OriginSource final : public ChunkSource {
   Flights flights_ LB_GUARDED_BY(mu_);
   // Counts commits of fetched chunks to the cache (under mu_, as their flights end).
   std::uint64_t committed_generation_ LB_GUARDED_BY(mu_) = 0;
+
+  // Fetching ahead: jobs in the order they came (held by their callers), the threads that
+  // work them, and what wakes those.
+  std::deque<std::weak_ptr<AheadJob>> ahead_jobs_ LB_GUARDED_BY(mu_);
+  std::vector<std::thread> ahead_threads_ LB_GUARDED_BY(mu_);
+  CondVar ahead_cv_;
+  bool stopping_ LB_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace lazyblob

@@ -68,6 +68,8 @@ class OriginStats {
   virtual void ChunkRead(OriginChunkFrom from) = 0;
   // A read found the chunk already being fetched by another and waited for it.
   virtual void SingleFlightJoin() = 0;
+  // Chunks whose fetch was started ahead of reads (trace replay's hint, FetchAhead).
+  virtual void FetchedAhead(std::size_t chunks) = 0;
   // The origin cache's pack bytes and its bound.
   virtual void CacheBytes(std::uint64_t bytes, std::uint64_t limit_bytes) = 0;
   // One eviction run: packs deleted, chunks dropped and their bytes.
@@ -85,6 +87,7 @@ class NullOriginStats final : public OriginStats {
   void ChunkRejected() override {}
   void ChunkRead(OriginChunkFrom) override {}
   void SingleFlightJoin() override {}
+  void FetchedAhead(std::size_t) override {}
   void CacheBytes(std::uint64_t, std::uint64_t) override {}
   void Evicted(std::uint64_t, std::uint64_t, std::uint64_t) override {}
   void PersistFailed() override {}

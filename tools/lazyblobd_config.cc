@@ -168,6 +168,11 @@ const std::map<std::string, KeySpec>& Keys() {
        {Kind::kSize, "--origin-max-request", origin_size(&OriginConfig::max_request_bytes)}},
       {"origin.cache_size",
        {Kind::kSize, "--origin-cache-size", origin_size(&OriginConfig::cache_bytes)}},
+      {"origin.ahead_requests",
+       {Kind::kInt, "--origin-ahead-requests",
+        [](C& c, const toml::node& n) {
+          c.origin.ahead_requests = static_cast<int>(*n.value<std::int64_t>());
+        }}},
       // The [trace] table: recording and replaying what a start reads.
       {"trace.record",
        {Kind::kSeconds, "--trace-record",
@@ -449,7 +454,8 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
   std::string replay_bandwidth = "0";
   bool no_trace_replay = false;
   app.add_option("--trace-replay-bandwidth", replay_bandwidth,
-                 "Bytes per second a replay may write ahead of demand (K/M/G; 0: unbounded)");
+                 "Bytes per second a replay may write ahead of demand, and fetch ahead from "
+                 "--origin (K/M/G; 0: unbounded)");
   app.add_flag("--no-trace-replay", no_trace_replay, "Do not replay access records at OPEN");
   OriginFlagText origin_text;
   AddOriginFlags(app, &c.origin, &origin_text);

@@ -55,6 +55,7 @@ Result<std::unique_ptr<OriginServing>> StartOrigin(const OriginConfig& config, C
   OriginSourceOptions so;
   so.maps_dir = config.cache_dir + "/maps";
   so.coalesce.max_request_bytes = config.max_request_bytes;
+  so.ahead_requests = config.ahead_requests;
   LB_ASSIGN_OR_RETURN(serving->source,
                       OriginSource::Open(so, local, serving->client.get(), serving->cache.get(),
                                          serving->stats.get()));

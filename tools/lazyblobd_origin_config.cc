@@ -17,6 +17,9 @@ Status OriginConfig::Validate() const {
     return InvalidArgument("--origin-max-request must be between 4K and 256M");
   }
   if (cache_bytes < (16ull << 20)) return InvalidArgument("--origin-cache-size must be >= 16M");
+  if (ahead_requests < 1 || ahead_requests > 64) {
+    return InvalidArgument("--origin-ahead-requests must be 1..64");
+  }
   return Status::Ok();
 }
 
@@ -39,6 +42,10 @@ void AddOriginFlags(CLI::App& app, OriginConfig* c, OriginFlagText* text) {
   app.add_option("--origin-retries", c->retries, "Retries of a failed registry request (0..10)");
   app.add_option("--origin-max-request", text->max_request,
                  "Most bytes one coalesced Range GET asks for (K/M/G)");
+  app.add_option("--origin-ahead-requests", c->ahead_requests,
+                 "Range GETs a trace replay keeps in flight, fetching a start's record ahead "
+                 "of its reads (1..64); a demand read never queues behind them, "
+                 "--trace-replay-bandwidth bounds their bytes");
 }
 
 Status FinishOriginFlags(const CLI::App& app, const OriginFlagText& text, OriginConfig* c) {

@@ -40,12 +40,13 @@ class CountingOriginStats final : public OriginStats {
   void ChunkRejected() override { rejected_ += 1; }
   void ChunkRead(OriginChunkFrom from) override { reads_[static_cast<int>(from)] += 1; }
   void SingleFlightJoin() override { joins_ += 1; }
+  void FetchedAhead(std::size_t n) override { ahead_ += n; }
   void CacheBytes(std::uint64_t bytes, std::uint64_t) override { cache_bytes_ = bytes; }
   void Evicted(std::uint64_t, std::uint64_t, std::uint64_t) override {}
   void PersistFailed() override { persist_failed_ += 1; }
 
   std::atomic<int> resolved_{0}, kept_{0}, requests_{0}, failed_requests_{0}, fetched_{0},
-      rejected_{0}, joins_{0}, persist_failed_{0};
+      rejected_{0}, joins_{0}, persist_failed_{0}, ahead_{0};
   std::atomic<int> reads_[kOriginChunkFromCount] = {};
   std::atomic<std::uint64_t> cache_bytes_{0};
 };
@@ -82,7 +83,7 @@ class OriginSourceLive : public ::testing::Test {
   }
 
   // A client of `host`, the cache in tmp_/origin and a source over them.
-  void OpenOrigin(const std::string& host) {
+  void OpenOrigin(const std::string& host, OriginSourceOptions so = {}) {
     source_.reset();
     cache_.reset();
     client_ = Client(host);
@@ -91,7 +92,6 @@ class OriginSourceLive : public ::testing::Test {
     auto cache = OriginCache::Open(co, &stats_);
     ASSERT_TRUE(cache.ok()) << cache.status().ToString();
     cache_ = std::move(*cache);
-    OriginSourceOptions so;
     so.maps_dir = tmp_ / "origin/maps";
     auto source = OriginSource::Open(so, nullptr, client_.get(), cache_.get(), &stats_);
     ASSERT_TRUE(source.ok()) << source.status().ToString();
@@ -171,6 +171,84 @@ TEST_F(OriginSourceLive, AReopenedSourceServesFromItsCacheWithoutTheRegistry) {
   EXPECT_EQ(stats_.reads_[static_cast<int>(OriginChunkFrom::kCache)].load() - cache_reads,
             static_cast<int>(blob.map->extents.size()));
   EXPECT_EQ(source_->OpenBlob("never-pushed").status().code(), StatusCode::kIoError);
+}
+
+// Waits up to 30 s for `done`.
+template <typename Pred>
+bool WaitFor(Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+TEST_F(OriginSourceLive, FetchAheadFetchesTheHintedChunksBeforeAnyRead) {
+  OpenOrigin(Env("LB_REG_PLAIN"));
+  ASSERT_OK_AND_ASSIGN(OpenedBlob blob, source_->OpenBlob("img"));
+  std::set<ChunkKey> distinct;
+  for (const ChunkExtent& e : blob.map->extents) distinct.insert(e.key);
+  // The hint in a start's order: the second half first.
+  std::vector<ChunkExtent> hint(blob.map->extents.begin() + blob.map->extents.size() / 2,
+                                blob.map->extents.end());
+  hint.insert(hint.end(), blob.map->extents.begin(),
+              blob.map->extents.begin() + blob.map->extents.size() / 2);
+  std::shared_ptr<void> hold = source_->FetchAhead(hint, 0);
+  ASSERT_NE(hold, nullptr);
+  const int n = static_cast<int>(distinct.size());
+  ASSERT_TRUE(WaitFor([&] { return stats_.fetched_.load() == n; })) << stats_.fetched_.load();
+  EXPECT_EQ(stats_.ahead_.load(), n);
+  EXPECT_LT(stats_.requests_.load(), n) << "no coalescing";
+  cache_->Flush();
+  const int requests = stats_.requests_.load();
+  EXPECT_EQ(ReadAll(*blob.map, 4, 0), 0);
+  EXPECT_EQ(stats_.requests_.load(), requests) << "a read went to the registry";
+  EXPECT_EQ(stats_.reads_[static_cast<int>(OriginChunkFrom::kOrigin)].load(), 0);
+}
+
+TEST_F(OriginSourceLive, ReadersDuringFetchAheadGetTheRightBytesAndEachChunkIsFetchedOnce) {
+  OriginSourceOptions so;
+  so.ahead_requests = 3;
+  so.coalesce.max_request_bytes = 256 << 10;  // many requests, so reads and fetches interleave
+  OpenOrigin(Env("LB_REG_PLAIN"), so);
+  ASSERT_OK_AND_ASSIGN(OpenedBlob blob, source_->OpenBlob("img"));
+  std::set<ChunkKey> distinct;
+  for (const ChunkExtent& e : blob.map->extents) distinct.insert(e.key);
+  std::shared_ptr<void> hold = source_->FetchAhead(blob.map->extents, 0);
+  std::atomic<int> failed{0};
+  std::vector<std::thread> readers;
+  for (std::size_t t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] { failed += ReadAll(*blob.map, 1 + t * 3, t * 11); });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(stats_.fetched_.load(), static_cast<int>(distinct.size()));
+  EXPECT_EQ(stats_.rejected_.load(), 0);
+  std::printf("%d chunks: %d fetched ahead, %d single-flight joins, %d Range GETs\n",
+              stats_.fetched_.load(), stats_.ahead_.load(), stats_.joins_.load(),
+              stats_.requests_.load());
+}
+
+TEST_F(OriginSourceLive, FetchAheadKeepsToItsBandwidthAndStopsWhenTheHoldIsDropped) {
+  OriginSourceOptions so;
+  so.ahead_requests = 2;
+  so.coalesce.max_request_bytes = 64 << 10;  // a request per chunk or so
+  OpenOrigin(Env("LB_REG_PLAIN"), so);
+  ASSERT_OK_AND_ASSIGN(OpenedBlob blob, source_->OpenBlob("img"));
+  // 3 MiB of chunks at 128 KiB/s would take over 10 s.
+  std::shared_ptr<void> hold = source_->FetchAhead(blob.map->extents, 128 << 10);
+  ASSERT_TRUE(WaitFor([&] { return stats_.ahead_.load() > 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  hold.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // requests under way land
+  const int fetched = stats_.fetched_.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(stats_.fetched_.load(), fetched) << "fetching went on without its hold";
+  EXPECT_LT(fetched, static_cast<int>(blob.map->extents.size()) / 2)
+      << "the bandwidth bound was not kept";
+  // What was not fetched ahead is still read right (fetched on demand).
+  EXPECT_EQ(ReadAll(*blob.map, 2, 0), 0);
 }
 
 }  // namespace

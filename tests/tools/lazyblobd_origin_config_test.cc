@@ -26,7 +26,7 @@ TEST(LazyblobdOriginConfig, TheOriginTableIsReadAndFlagsWin) {
   std::ofstream(path) << "sim_socket = \"/s\"\n[origin]\nregistry = \"reg.example/lazy\"\n"
                          "cache_dir = \"/o\"\ncache_size = \"1G\"\nauth_file = \"/a.json\"\n"
                          "ca_file = \"/ca.pem\"\ntimeout = 2.5\nretries = 4\n"
-                         "max_request = \"1M\"\n";
+                         "max_request = \"1M\"\nahead_requests = 9\n";
   ParsedArgs a = Parse({"--config", path, "--origin-retries", "1", "--origin-max-request", "512K"});
   ::unlink(path);
   ASSERT_EQ(a.exit_code, -1);
@@ -40,6 +40,7 @@ TEST(LazyblobdOriginConfig, TheOriginTableIsReadAndFlagsWin) {
   EXPECT_DOUBLE_EQ(o.timeout_s, 2.5);
   EXPECT_EQ(o.retries, 1);
   EXPECT_EQ(o.max_request_bytes, 512u << 10);
+  EXPECT_EQ(o.ahead_requests, 9);
   EXPECT_TRUE(a.config.store_dir.empty()) << "--store is optional with an origin";
 }
 
@@ -56,6 +57,8 @@ TEST(LazyblobdOriginConfig, BadOriginSettingsAreUsageErrors) {
   EXPECT_EQ(with({"--origin-cache", "/o", "--origin-retries", "11"}), 2);
   EXPECT_EQ(with({"--origin-cache", "/o", "--origin-cache-size", "1M"}), 2);
   EXPECT_EQ(with({"--origin-cache", "/o", "--origin-max-request", "9Q"}), 2);
+  EXPECT_EQ(with({"--origin-cache", "/o", "--origin-ahead-requests", "0"}), 2);
+  EXPECT_EQ(with({"--origin-cache", "/o", "--origin-ahead-requests", "65"}), 2);
   // Without an origin the default store is used (and checked before the device opens).
   ParsedArgs plain = Parse({"--sim-socket", "/s"});
   EXPECT_EQ(plain.exit_code, -1);
