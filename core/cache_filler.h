@@ -58,10 +58,11 @@ struct TraceOptions {
   // 0 (the default): nothing is recorded. At most 1 hour.
   std::chrono::milliseconds record_window{0};
   // At OPEN, a blob's record is replayed: its chunks written in order, ahead of demand, at
-  // background priority, pausing while any demand request is in flight. Default true.
+  // background priority, pausing while any demand request is in flight; a far-away source
+  // is asked to fetch them all ahead meanwhile (ChunkSource::FetchAhead). Default true.
   bool replay = true;
-  // Replay writes at most this many (uncompressed) bytes per second, which bounds what it
-  // asks of a far-away source. 0 (the default): unbounded.
+  // Replay writes at most this many (uncompressed) bytes per second, and asks a far-away
+  // source to fetch at most this many (stored) bytes per second. 0 (the default): unbounded.
   std::uint64_t replay_bytes_per_second = 0;
   // Replay stops once this many demand requests asked for chunks the record does not name
   // (the container reads elsewhere). 0: never stops early. Default 32.
@@ -142,8 +143,9 @@ class CacheFiller {
   // answered): attaches its trace state, replaying the blob's record if it has one, else
   // recording if configured. True when StartReplay should follow once the OPEN is answered.
   bool AttachTrace(CacheFile& file);
-  // Replays `file`'s record through `fd` in the background (TaskPool background priority),
-  // one run of consecutive chunks at a time, waiting while any demand request is in flight,
+  // Replays `file`'s record through `fd` in the background (TaskPool background priority):
+  // hands the whole record to the source's FetchAhead, then writes it one run of consecutive
+  // chunks at a time, waiting while any demand request is in flight,
   // at most TraceOptions::replay_bytes_per_second; stops when the file is closed, the filler
   // stops, or demand went off the record often enough.
   void StartReplay(std::shared_ptr<CacheFile> file, std::shared_ptr<const UniqueFd> fd);

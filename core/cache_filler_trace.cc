@@ -97,6 +97,13 @@ void CacheFiller::Replay(const std::shared_ptr<CacheFile>& file, int fd) {
   std::vector<std::size_t> failed;
   std::uint64_t bytes = 0;
   std::string ended = "done";
+  // A far-away source fetches the whole record ahead, a few requests at once, while the
+  // writes below wait for demand: a start is one reader after another, with a demand in
+  // flight most of the time, so replay fetching only between demands never got ahead of it.
+  std::vector<ChunkExtent> ahead;
+  ahead.reserve(order.size());
+  for (std::size_t i : order) ahead.push_back(map.extents[i]);
+  std::shared_ptr<void> fetching = source_->FetchAhead(ahead, trace_.replay_bytes_per_second);
   for (std::size_t k = 0; k < order.size();) {
     // A run: consecutive chunks in the record that sit together in the blob, written (and
     // fetched, through the WillRead hint) together.
@@ -108,6 +115,7 @@ void CacheFiller::Replay(const std::shared_ptr<CacheFile>& file, int fd) {
     if (trace_.replay_stop_after_off_record > 0 &&
         trace.off_record_demands() >= trace_.replay_stop_after_off_record) {
       ended = "stopped: the container reads elsewhere";
+      fetching.reset();  // what has not started is not fetched
       break;
     }
     if (!Throttle(*file, start, bytes) || !WaitForNoDemand(*file)) {

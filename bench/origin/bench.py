@@ -89,9 +89,10 @@ def replay(work, image, ranges, daemon_args, scrape=False):
         text = open(mfile).read() if os.path.exists(mfile) else ""
         r["metrics"] = {k: metric(text, "lazyblob_" + k) for k in (
             "prefetch_bytes_total", "prefetch_hits_total", "prefetch_wasted_bytes_total",
-            "replays_total", "replay_seconds_total", "traces_recorded_total")}
+            "replays_total", "replay_seconds_total", "traces_recorded_total",
+            "origin_fetched_ahead_chunks_total")}
         r["metrics_lines"] = [l for l in text.splitlines() if not l.startswith("#") and any(
-            w in l for w in ("prefetch", "replay", "trace", "origin_chunks"))]
+            w in l for w in ("prefetch", "replay", "trace", "origin_chunks", "fetched_ahead"))]
     return r
 
 

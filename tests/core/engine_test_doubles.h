@@ -159,6 +159,29 @@ class FakeChunkSource final : public ChunkSource {
     hints_.push_back(std::move(keys));
   }
 
+  // FetchAhead calls: the keys hinted, the bandwidth, and the hold handed out (expired once
+  // the caller dropped it).
+  struct AheadCall {
+    std::vector<ChunkKey> keys;
+    std::uint64_t bytes_per_second = 0;
+    std::weak_ptr<void> hold;
+  };
+  std::vector<AheadCall> ahead_calls() {
+    std::lock_guard lock(mu_);
+    return ahead_calls_;
+  }
+  std::shared_ptr<void> FetchAhead(std::span<const ChunkExtent> extents,
+                                   std::uint64_t bytes_per_second) override {
+    AheadCall call;
+    for (const ChunkExtent& e : extents) call.keys.push_back(e.key);
+    call.bytes_per_second = bytes_per_second;
+    auto hold = std::make_shared<int>(0);
+    call.hold = hold;
+    std::lock_guard lock(mu_);
+    ahead_calls_.push_back(std::move(call));
+    return hold;
+  }
+
   using ChunkSource::ReadChunk;
   Status ReadChunk(const ChunkExtent& extent, std::span<std::byte> out,
                    ChunkReadTimings* timings) override {
@@ -213,6 +236,7 @@ class FakeChunkSource final : public ChunkSource {
   std::map<ChunkKey, bool> corrupt_;
   std::map<ChunkKey, bool> throw_;
   std::vector<std::vector<ChunkKey>> hints_;
+  std::vector<AheadCall> ahead_calls_;
   std::map<ChunkKey, int> reads_;
   std::map<std::string, std::shared_ptr<BlobMap>> blobs_;
   ChunkReadTimings reported_;

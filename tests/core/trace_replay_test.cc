@@ -207,6 +207,36 @@ TEST(TraceReplay, ReplayStopsWhenTheContainerReadsElsewhere) {
       << "no demand read a replayed chunk";
 }
 
+TEST(TraceReplay, ReplayAsksTheSourceToFetchItsWholeRecordAheadAndCancelsWhenItStops) {
+  constexpr int kChunks = 96;
+  MemoryTraceStore records;
+  std::vector<std::uint64_t> order;  // a start's order: not the blob's
+  for (std::uint64_t c = 0; c < kChunks; c += 2) order.push_back((c * 37) % kChunks);
+  ASSERT_TRUE(records.Save("app", RecordOf(order, kChunks)).ok());
+
+  Node node(kChunks);
+  node.source.set_read_delay(std::chrono::milliseconds(1));
+  EngineOptions o;
+  o.trace.store = &records;
+  o.trace.replay_stop_after_off_record = 2;
+  o.trace.replay_bytes_per_second = 10 * k64K;  // all 48 would take 4.7 s
+  node.Start(o);
+  node.Open();
+  while (node.source.ahead_calls().empty()) std::this_thread::yield();
+  std::vector<FakeChunkSource::AheadCall> calls = node.source.ahead_calls();
+  ASSERT_EQ(calls.size(), 1u);
+  const std::shared_ptr<const BlobMap> map = node.source.Map("app");
+  std::vector<ChunkKey> want;
+  for (std::uint64_t c : order) want.push_back(map->extents[c].key);
+  EXPECT_EQ(calls[0].keys, want) << "the whole record, in its order";
+  EXPECT_EQ(calls[0].bytes_per_second, 10u * k64K);
+  EXPECT_FALSE(calls[0].hold.expired()) << "fetching ahead while replay runs";
+  node.Read(1);  // two reads off the record: replay stops
+  node.Read(3);
+  ASSERT_TRUE(node.WaitReplayEnded());
+  EXPECT_TRUE(node.source.ahead_calls()[0].hold.expired()) << "a stopped replay cancels";
+}
+
 TEST(TraceReplay, ReplayBandwidthIsBounded) {
   constexpr int kChunks = 16;
   MemoryTraceStore records;
