@@ -285,22 +285,7 @@ void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) 
   object->anon_fd = std::make_shared<const UniqueFd>(std::move(message.anon_fd));
   object->file = std::make_shared<CacheFile>(std::move(*blob));
   filler_.AttachTrace(*object->file);
-  std::shared_ptr<Object> replaced;
-  {
-    MutexLock lock(&mu_);
-    std::shared_ptr<Object>& slot = objects_[message.object_id];
-    replaced = std::exchange(slot, object);
-  }
-  if (replaced != nullptr) {
-    // The kernel never reuses a live id; if it happens, the old object is gone for good.
-    Log(LogLevel::kWarn, "OPEN reused live object id " + std::to_string(message.object_id));
-    filler_.Close(*replaced->file);
-    stats_->OpenObjects(-1, replaced->file->map().id);
-    if (options_.read_observer != nullptr) {
-      options_.read_observer->ObjectClosed(replaced->file->map().id);
-    }
-    replaced.reset();  // its hold goes now, not after the reply
-  }
+  InstallObject(object);
   stats_->OpenObjects(+1, blob_id);
   if (options_.read_observer != nullptr) options_.read_observer->ObjectOpened(blob_id);
   Status st = pending.Reply(static_cast<std::int64_t>(size));
@@ -318,6 +303,24 @@ void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) 
     filler_.StartPrefetch(object->file, object->anon_fd);
   }
   if (st.ok() && !stopping_.load()) filler_.StartReplay(object->file, object->anon_fd);
+}
+
+void RequestEngine::InstallObject(std::shared_ptr<Object> object) {
+  std::shared_ptr<Object> replaced;
+  {
+    MutexLock lock(&mu_);
+    std::shared_ptr<Object>& slot = objects_[object->object_id];
+    replaced = std::exchange(slot, std::move(object));
+  }
+  if (replaced == nullptr) return;
+  // The kernel never reuses a live id; if it happens, the old object is gone for good.
+  Log(LogLevel::kWarn, "OPEN reused live object id " + std::to_string(replaced->object_id));
+  filler_.Close(*replaced->file);
+  stats_->OpenObjects(-1, replaced->file->map().id);
+  if (options_.read_observer != nullptr) {
+    options_.read_observer->ObjectClosed(replaced->file->map().id);
+  }
+  // `replaced` goes here, before the caller replies: its hold is not kept past the OPEN.
 }
 
 void RequestEngine::HandleRejected(const RejectedMessage& message, Clock::time_point received) {

@@ -159,6 +159,9 @@ class RequestEngine {
   void Dequeued() LB_EXCLUDES(queue_mu_);
 
   void HandleOpen(OpenMessage message, Clock::time_point received);
+  // Registers an OPENed object under its id. An object that held the id (the kernel
+  // reused a live id) is closed and released before this returns.
+  void InstallObject(std::shared_ptr<Object> object) LB_EXCLUDES(mu_);
   void HandleRead(const ReadMessage& message, Clock::time_point received);
   void HandleClose(const CloseMessage& message, Clock::time_point received);
   // A request whose payload did not decode: failed at once, counted as malformed.

@@ -36,7 +36,7 @@ Result<VerifyReport> ChunkStore::Impl::Verify(const std::optional<std::string>& 
   std::unique_lock lock(writer_mu, std::defer_lock);
   if (writer != nullptr) lock.lock();  // no gc/import moving things underneath
   VerifyReport report;
-  std::unordered_map<ChunkKey, std::vector<std::string>, ChunkKeyHash> users;
+  ChunkUsers users;
   auto add_map = [&](std::string_view id, const std::vector<ChunkExtent>& extents) {
     ++report.blobs_checked;
     for (const ChunkExtent& e : extents) {
@@ -65,6 +65,13 @@ Result<VerifyReport> ChunkStore::Impl::Verify(const std::optional<std::string>& 
       todo.emplace_back(key, *loc);
     }
   }
+  LB_RETURN_IF_ERROR(VerifyChunks(std::move(todo), users, progress, report));
+  return report;
+}
+
+Status ChunkStore::Impl::VerifyChunks(std::vector<std::pair<ChunkKey, ChunkLocation>> todo,
+                                      const ChunkUsers& users, const VerifyProgress& progress,
+                                      VerifyReport& report) {
   std::sort(todo.begin(), todo.end(), [](const auto& a, const auto& b) {
     return std::tie(a.second.pack_id, a.second.offset) <
            std::tie(b.second.pack_id, b.second.offset);
@@ -90,7 +97,7 @@ Result<VerifyReport> ChunkStore::Impl::Verify(const std::optional<std::string>& 
     }
     if (progress) progress(report.chunks_checked, todo.size());
   }
-  return report;
+  return Status::Ok();
 }
 
 Status ChunkStore::Impl::Export(std::string_view blob_id, int out_fd) {

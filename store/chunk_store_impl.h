@@ -15,6 +15,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -64,6 +65,13 @@ class ChunkStore::Impl {
                                      const ChunkSupplier& supply);
   Result<VerifyReport> Verify(const std::optional<std::string>& blob_id,
                               const VerifyProgress& progress);
+  // Verify's reads: checks each chunk of `todo` in pack order (one that a gc moved
+  // meanwhile where it is now; one it collected, referenced by no blob of `users`, not at
+  // all). Damage goes to report.corrupt, with the blobs `users` lists for the chunk; other
+  // read errors are returned.
+  using ChunkUsers = std::unordered_map<ChunkKey, std::vector<std::string>, ChunkKeyHash>;
+  Status VerifyChunks(std::vector<std::pair<ChunkKey, ChunkLocation>> todo, const ChunkUsers& users,
+                      const VerifyProgress& progress, VerifyReport& report);
   Status Export(std::string_view blob_id, int out_fd);
   Status Remove(std::string_view blob_id);
   Result<GcResult> Gc(bool dry_run);

@@ -180,6 +180,205 @@ void HashAndCompress(StoreIndex* index, int level, ChunkWork* w) {
   }
 }
 
+// One ImportBlob run: the import pipeline's state and stages. Everything the stages share
+// is a member: the serial stages (Produce, Consume) run one at a time, in file order; the
+// parallel stage touches only its own ChunkWork and thread-safe shared state.
+//
+// Not thread-safe beyond that: one thread constructs it and calls Run, once. The caller
+// holds store.writer_mu; `store`, `path`, `opts` and `progress` must outlive the object.
+class ImportPipeline {
+ public:
+  ImportPipeline(ChunkStore::Impl& store, const std::string& path, int input_fd, std::uint64_t size,
+                 const ImportOptions& opts, const ImportProgress& progress)
+      : store_(store),
+        path_(path),
+        fd_(input_fd),
+        size_(size),
+        opts_(opts),
+        progress_(progress),
+        chunker_opts_(opts.chunker.value_or(store.meta.default_chunker)) {
+    result_.size = size;
+  }
+
+  // Imports the input, or finds it already stored under its id. On an error the writer
+  // is rolled back: nothing of this import stays in the store.
+  Result<ImportResult> Run() {
+    if (!opts_.id.empty()) {
+      LB_ASSIGN_OR_RETURN(auto existing, store_.index->GetBlob(opts_.id));
+      if (existing) {
+        LB_ASSIGN_OR_RETURN(Sha256Digest sha, HashWholeFile(fd_));
+        return SameContent(*existing, sha);
+      }
+    }
+    store_.writer->Begin();
+    RunStages();
+    if (!read_status_.ok()) return Fail(read_status_);
+    if (!pipe_status_.ok()) return Fail(pipe_status_);
+    return CommitOrFindExisting();
+  }
+
+ private:
+  // The result for an input that is already stored as `r`; kAlreadyExists when `r` holds
+  // other content under the same id.
+  Result<ImportResult> SameContent(const BlobRecord& r, const Sha256Digest& sha) {
+    if (r.info.size != size_ || r.info.sha256 != sha) {
+      return AlreadyExists("blob '" + r.info.id + "' already exists with other content");
+    }
+    result_.id = r.info.id;
+    result_.chunks = r.info.chunk_count;
+    result_.already_present = true;
+    return result_;
+  }
+
+  // read+chunk -> hash, dedup lookup, compress -> append, on `opts_` threads (default: the
+  // arena's). Errors are left in read_status_ and pipe_status_.
+  void RunStages() {
+    const Chunker chunker(chunker_opts_);
+    ChunkingReader reader(fd_, size_, chunker);
+    const int threads = store_.options.import_threads > 0 ? store_.options.import_threads
+                                                          : tbb::this_task_arena::max_concurrency();
+    tbb::task_arena arena(threads);
+    StoreIndex* idx = store_.index.get();
+    const int level = opts_.zstd_level;
+    auto produce = [&](tbb::flow_control& fc) { return Produce(reader, fc); };
+    auto hash_and_compress = [this, idx, level](ChunkWork* w) {
+      StageOrderForTsan order(&tsan_sync_);
+      HashAndCompress(idx, level, w);
+      return w;
+    };
+    auto consume = [this](ChunkWork* w) { Consume(w); };
+    const auto filters =
+        tbb::make_filter<void, ChunkWork*>(tbb::filter_mode::serial_in_order, produce) &
+        tbb::make_filter<ChunkWork*, ChunkWork*>(tbb::filter_mode::parallel, hash_and_compress) &
+        tbb::make_filter<ChunkWork*, void>(tbb::filter_mode::serial_in_order, consume);
+    arena.execute([&] {
+      PipelineOrderForTsan order(&tsan_sync_);  // before the filters run; after they ended
+      tbb::parallel_pipeline(static_cast<std::size_t>(threads) * 4, filters);
+    });
+  }
+
+  // Serial stage: the next chunk of the input; nullptr (and fc stopped) at the end, on a
+  // read error, or once Consume failed.
+  ChunkWork* Produce(ChunkingReader& reader, tbb::flow_control& fc) {
+    StageOrderForTsan order(&tsan_sync_);
+    if (stop_.load(std::memory_order_relaxed)) {
+      fc.stop();
+      return nullptr;
+    }
+    auto next = reader.Next();
+    if (!next.ok()) read_status_ = next.status();
+    if (!next.ok() || *next == nullptr) {
+      fc.stop();
+      return nullptr;
+    }
+    return next->release();
+  }
+
+  // Serial stage, in file order: takes ownership of `raw_w` and adds it to the blob. The
+  // first error stops the pipeline; later chunks are dropped.
+  void Consume(ChunkWork* raw_w) {
+    StageOrderForTsan order(&tsan_sync_);
+    std::unique_ptr<ChunkWork> w(raw_w);
+    if (!pipe_status_.ok()) return;
+    Status s = w->status.ok() ? AddChunk(*w) : w->status;
+    if (!s.ok()) {
+      pipe_status_ = std::move(s);
+      stop_ = true;
+      return;
+    }
+    done_ += w->raw.size();
+    if (progress_) progress_(done_, size_);
+  }
+
+  // Extends the blob's map and SHA-256 by `w`, and appends its record to the pack unless
+  // the store or this import already has the chunk.
+  Status AddChunk(const ChunkWork& w) {
+    blob_sha_.Update(w.raw);
+    extents_.push_back({w.offset, static_cast<std::uint32_t>(w.raw.size()), w.key});
+    if (w.known) return Status::Ok();
+    auto [it, inserted] = written_.emplace(w.key, w.sha);
+    if (!inserted && it->second != w.sha) {
+      return Corruption("chunk key " + w.key.ToHex() +
+                        " occurs twice in the blob with different SHA-256");
+    }
+    return inserted ? AppendChunk(w) : Status::Ok();
+  }
+
+  Status AppendChunk(const ChunkWork& w) {
+    const bool zstd = w.codec == Codec::kZstd;
+    std::span<const std::uint8_t> payload =
+        zstd ? std::span<const std::uint8_t>(w.stored)
+             : std::span(reinterpret_cast<const std::uint8_t*>(w.raw.data()), w.raw.size());
+    RecordHeader h{RecordType::kChunk,
+                   w.codec,
+                   w.key,
+                   w.sha,
+                   static_cast<std::uint32_t>(w.raw.size()),
+                   static_cast<std::uint32_t>(payload.size())};
+    LB_ASSIGN_OR_RETURN(auto loc, store_.writer->Append(h, payload));
+    new_locs_.push_back(
+        {w.key, ChunkLocation{loc.pack_id, loc.offset, h.stored_len, h.raw_len, w.codec, w.sha}});
+    ++result_.new_chunks;
+    result_.new_stored_bytes += kRecordHeaderBytes + payload.size();
+    result_.new_bytes += w.raw.size();
+    return Status::Ok();
+  }
+
+  // After the stages succeeded: names the blob and commits it (CommitBlob), unless a blob
+  // named by its content hash is already stored.
+  Result<ImportResult> CommitOrFindExisting() {
+    const Sha256Digest sha = blob_sha_.Finish();
+    result_.id = opts_.id.empty() ? HexOf(sha).substr(0, 32) : opts_.id;
+    result_.chunks = extents_.size();
+    if (opts_.id.empty()) {
+      auto existing = store_.index->GetBlob(result_.id);
+      if (!existing.ok()) return Fail(existing.status());
+      if (existing->has_value()) {
+        LB_RETURN_IF_ERROR(store_.writer->Rollback());
+        return SameContent(**existing, sha);
+      }
+    }
+    BlobManifest m;
+    m.id = result_.id;
+    m.size = size_;
+    m.sha256 = sha;
+    m.chunker = chunker_opts_;
+    m.extents = std::move(extents_);
+    auto manifest_bytes = store_.CommitBlob(std::move(m), [&](StoreIndex::Batch& batch) {
+      for (const auto& [key, loc] : new_locs_) batch.PutChunk(key, loc);
+    });
+    if (!manifest_bytes.ok()) return Fail(manifest_bytes.status());
+    result_.new_stored_bytes += *manifest_bytes;
+    return result_;
+  }
+
+  // Rolls the writer back and returns `s` with context.
+  Status Fail(Status s) {
+    Status rb = store_.writer->Rollback();
+    if (!rb.ok()) return s.WithContext("import (rollback failed: " + rb.ToString() + ")");
+    return s.WithContext("import " + path_);
+  }
+
+  ChunkStore::Impl& store_;
+  const std::string& path_;
+  const int fd_;
+  const std::uint64_t size_;
+  const ImportOptions& opts_;
+  const ImportProgress& progress_;
+  const ChunkerOptions chunker_opts_;
+  ImportResult result_;
+
+  // Shared by the serial stages (tsan_sync_ by all of them).
+  Sha256Stream blob_sha_;
+  std::vector<ChunkExtent> extents_;
+  std::unordered_map<ChunkKey, Sha256Digest, ChunkKeyHash> written_;  // new in this import
+  std::vector<std::pair<ChunkKey, ChunkLocation>> new_locs_;
+  Status read_status_, pipe_status_;
+  std::atomic<bool> stop_{false};
+  std::uint64_t done_ = 0;
+  int tsan_sync_ = 0;
+};
+
 }  // namespace
 
 Result<ImportResult> ChunkStore::Impl::Import(const std::string& path, const ImportOptions& opts,
@@ -189,150 +388,8 @@ Result<ImportResult> ChunkStore::Impl::Import(const std::string& path, const Imp
   std::lock_guard lock(writer_mu);
   std::uint64_t size = 0;
   LB_ASSIGN_OR_RETURN(UniqueFd in, OpenInput(path, &size));
-  const ChunkerOptions chunker_opts = opts.chunker.value_or(meta.default_chunker);
-  ImportResult result;
-  result.size = size;
-
-  auto same_content = [&](const BlobRecord& r, const Sha256Digest& sha) -> Result<ImportResult> {
-    if (r.info.size != size || r.info.sha256 != sha) {
-      return AlreadyExists("blob '" + r.info.id + "' already exists with other content");
-    }
-    result.id = r.info.id;
-    result.chunks = r.info.chunk_count;
-    result.already_present = true;
-    return result;
-  };
-  if (!opts.id.empty()) {
-    LB_ASSIGN_OR_RETURN(auto existing, index->GetBlob(opts.id));
-    if (existing) {
-      LB_ASSIGN_OR_RETURN(Sha256Digest sha, HashWholeFile(in.get()));
-      return same_content(*existing, sha);
-    }
-  }
-
-  const Chunker chunker(chunker_opts);
-  ChunkingReader reader(in.get(), size, chunker);
-  Sha256Stream blob_sha;
-  std::vector<ChunkExtent> extents;
-  std::unordered_map<ChunkKey, Sha256Digest, ChunkKeyHash> written;  // new in this import
-  std::vector<std::pair<ChunkKey, ChunkLocation>> new_locs;
-  Status read_status, pipe_status;
-  std::atomic<bool> stop{false};
-  std::uint64_t done = 0;
-  writer->Begin();
-
-  int tsan_sync = 0;
-  auto produce = [&](tbb::flow_control& fc) -> ChunkWork* {
-    StageOrderForTsan order(&tsan_sync);
-    if (stop.load(std::memory_order_relaxed)) {
-      fc.stop();
-      return nullptr;
-    }
-    auto next = reader.Next();
-    if (!next.ok()) read_status = next.status();
-    if (!next.ok() || *next == nullptr) {
-      fc.stop();
-      return nullptr;
-    }
-    return next->release();
-  };
-  auto consume = [&](ChunkWork* raw_w) {
-    StageOrderForTsan order(&tsan_sync);
-    std::unique_ptr<ChunkWork> w(raw_w);
-    if (!pipe_status.ok()) return;
-    if (!w->status.ok()) {
-      pipe_status = w->status;
-      stop = true;
-      return;
-    }
-    blob_sha.Update(w->raw);
-    extents.push_back({w->offset, static_cast<std::uint32_t>(w->raw.size()), w->key});
-    if (!w->known) {
-      auto [it, inserted] = written.emplace(w->key, w->sha);
-      if (!inserted && it->second != w->sha) {
-        pipe_status = Corruption("chunk key " + w->key.ToHex() +
-                                 " occurs twice in the blob with different SHA-256");
-        stop = true;
-        return;
-      }
-      if (inserted) {
-        const bool zstd = w->codec == Codec::kZstd;
-        std::span<const std::uint8_t> payload =
-            zstd ? std::span<const std::uint8_t>(w->stored)
-                 : std::span(reinterpret_cast<const std::uint8_t*>(w->raw.data()), w->raw.size());
-        RecordHeader h{RecordType::kChunk,
-                       w->codec,
-                       w->key,
-                       w->sha,
-                       static_cast<std::uint32_t>(w->raw.size()),
-                       static_cast<std::uint32_t>(payload.size())};
-        auto loc = writer->Append(h, payload);
-        if (!loc.ok()) {
-          pipe_status = loc.status();
-          stop = true;
-          return;
-        }
-        new_locs.push_back({w->key, ChunkLocation{loc->pack_id, loc->offset, h.stored_len,
-                                                  h.raw_len, w->codec, w->sha}});
-        ++result.new_chunks;
-        result.new_stored_bytes += kRecordHeaderBytes + payload.size();
-        result.new_bytes += w->raw.size();
-      }
-    }
-    done += w->raw.size();
-    if (progress) progress(done, size);
-  };
-
-  const int threads =
-      options.import_threads > 0 ? options.import_threads : tbb::this_task_arena::max_concurrency();
-  tbb::task_arena arena(threads);
-  StoreIndex* idx = index.get();
-  const int level = opts.zstd_level;
-  auto hash_and_compress = [&](ChunkWork* w) {
-    StageOrderForTsan order(&tsan_sync);
-    HashAndCompress(idx, level, w);
-    return w;
-  };
-  const auto filters =
-      tbb::make_filter<void, ChunkWork*>(tbb::filter_mode::serial_in_order, produce) &
-      tbb::make_filter<ChunkWork*, ChunkWork*>(tbb::filter_mode::parallel, hash_and_compress) &
-      tbb::make_filter<ChunkWork*, void>(tbb::filter_mode::serial_in_order, consume);
-  arena.execute([&] {
-    PipelineOrderForTsan order(&tsan_sync);  // before the filters run; after they ended
-    tbb::parallel_pipeline(static_cast<std::size_t>(threads) * 4, filters);
-  });
-
-  auto fail = [&](Status s) -> Status {
-    Status rb = writer->Rollback();
-    if (!rb.ok()) return s.WithContext("import (rollback failed: " + rb.ToString() + ")");
-    return s.WithContext("import " + path);
-  };
-  if (!read_status.ok()) return fail(read_status);
-  if (!pipe_status.ok()) return fail(pipe_status);
-  const Sha256Digest sha = blob_sha.Finish();
-  result.id = opts.id.empty() ? HexOf(sha).substr(0, 32) : opts.id;
-  result.chunks = extents.size();
-  if (opts.id.empty()) {
-    auto existing = index->GetBlob(result.id);
-    if (!existing.ok()) return fail(existing.status());
-    if (existing->has_value()) {
-      LB_RETURN_IF_ERROR(writer->Rollback());
-      return same_content(**existing, sha);
-    }
-  }
-
-  BlobManifest m;
-  m.id = result.id;
-  m.size = size;
-  m.sha256 = sha;
-  m.chunker = chunker_opts;
-  m.extents = std::move(extents);
-  auto manifest_bytes = CommitBlob(std::move(m), [&](StoreIndex::Batch& batch) {
-    for (const auto& [key, loc] : new_locs) batch.PutChunk(key, loc);
-  });
-  if (!manifest_bytes.ok()) return fail(manifest_bytes.status());
-  result.new_stored_bytes += *manifest_bytes;
-  return result;
+  ImportPipeline pipeline(*this, path, in.get(), size, opts, progress);
+  return pipeline.Run();
 }
 
 Result<std::uint64_t> ChunkStore::Impl::CommitBlob(

@@ -66,6 +66,61 @@ std::pair<Codec, std::vector<std::uint8_t>> Encode(std::span<const std::byte> ra
   return {Codec::kRaw, std::vector<std::uint8_t>(p, p + raw.size())};
 }
 
+// The chunks of `wanted` the index knows, with their locations.
+Result<std::map<ChunkKey, ChunkLocation>> IndexedChunks(StoreIndex& index,
+                                                        std::span<const ChunkKey> wanted) {
+  std::map<ChunkKey, ChunkLocation> found;
+  for (const ChunkKey& key : wanted) {
+    LB_ASSIGN_OR_RETURN(auto loc, index.GetChunk(key));
+    if (loc) found.emplace(key, *loc);
+  }
+  return found;
+}
+
+// Every chunker a stored blob was cut with, each once.
+Result<std::vector<ChunkerOptions>> ChunkersInUse(StoreIndex& index) {
+  std::vector<ChunkerOptions> chunkers;
+  LB_RETURN_IF_ERROR(index.ForEachBlob([&](const BlobRecord& r) {
+    if (std::find(chunkers.begin(), chunkers.end(), r.info.chunker) == chunkers.end()) {
+      chunkers.push_back(r.info.chunker);
+    }
+    return Status::Ok();
+  }));
+  return chunkers;
+}
+
+// Cuts `source` with `chunker`; each chunk of `todo` found there (its length and SHA-256
+// matching the index entry too) is appended to `writer`, its new location staged in
+// `batch`, counted in `result` and erased from `todo`.
+Status AppendMatchingChunks(std::span<const std::byte> source, const Chunker& chunker,
+                            std::map<ChunkKey, ChunkLocation>& todo, PackWriter& writer,
+                            StoreIndex::Batch& batch, RepairResult& result) {
+  for (std::size_t off = 0; off < source.size() && !todo.empty();) {
+    const std::span<const std::byte> raw =
+        source.subspan(off, chunker.NextCut(source.subspan(off), true));
+    off += raw.size();
+    auto it = todo.find(ChunkKeyOf(raw));
+    if (it == todo.end() || raw.size() != it->second.raw_len ||
+        Sha256Of(raw) != it->second.sha256) {
+      continue;
+    }
+    auto [codec, payload] = Encode(raw);
+    RecordHeader h{RecordType::kChunk,
+                   codec,
+                   it->first,
+                   it->second.sha256,
+                   static_cast<std::uint32_t>(raw.size()),
+                   static_cast<std::uint32_t>(payload.size())};
+    LB_ASSIGN_OR_RETURN(auto at, writer.Append(h, payload));
+    batch.PutChunk(it->first, ChunkLocation{at.pack_id, at.offset, h.stored_len, h.raw_len, codec,
+                                            it->second.sha256});
+    ++result.chunks_repaired;
+    result.bytes_repaired += raw.size();
+    todo.erase(it);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<RepairResult> ChunkStore::Impl::Repair(std::span<const ChunkKey> wanted,
@@ -73,18 +128,8 @@ Result<RepairResult> ChunkStore::Impl::Repair(std::span<const ChunkKey> wanted,
   LB_RETURN_IF_ERROR(RequireWriter("repair"));
   std::lock_guard lock(writer_mu);
   RepairResult result;
-  std::map<ChunkKey, ChunkLocation> todo;  // wanted chunks the index knows
-  for (const ChunkKey& key : wanted) {
-    LB_ASSIGN_OR_RETURN(auto loc, index->GetChunk(key));
-    if (loc) todo.emplace(key, *loc);
-  }
-  std::vector<ChunkerOptions> chunkers;
-  LB_RETURN_IF_ERROR(index->ForEachBlob([&](const BlobRecord& r) {
-    if (std::find(chunkers.begin(), chunkers.end(), r.info.chunker) == chunkers.end()) {
-      chunkers.push_back(r.info.chunker);
-    }
-    return Status::Ok();
-  }));
+  LB_ASSIGN_OR_RETURN(auto todo, IndexedChunks(*index, wanted));
+  LB_ASSIGN_OR_RETURN(const std::vector<ChunkerOptions> chunkers, ChunkersInUse(*index));
 
   writer->Begin();
   writer->StartNewPack();
@@ -97,34 +142,10 @@ Result<RepairResult> ChunkStore::Impl::Repair(std::span<const ChunkKey> wanted,
   for (const std::string& path : sources) {
     auto file = MappedFile::Open(path);
     if (!file.ok()) return fail(file.status());
-    const std::span<const std::byte> all = file->bytes();
     for (const ChunkerOptions& opts : chunkers) {
       if (todo.empty()) break;
-      const Chunker chunker(opts);
-      for (std::size_t off = 0; off < all.size() && !todo.empty();) {
-        const std::span<const std::byte> raw =
-            all.subspan(off, chunker.NextCut(all.subspan(off), true));
-        off += raw.size();
-        auto it = todo.find(ChunkKeyOf(raw));
-        if (it == todo.end() || raw.size() != it->second.raw_len ||
-            Sha256Of(raw) != it->second.sha256) {
-          continue;
-        }
-        auto [codec, payload] = Encode(raw);
-        RecordHeader h{RecordType::kChunk,
-                       codec,
-                       it->first,
-                       it->second.sha256,
-                       static_cast<std::uint32_t>(raw.size()),
-                       static_cast<std::uint32_t>(payload.size())};
-        auto at = writer->Append(h, payload);
-        if (!at.ok()) return fail(at.status());
-        batch.PutChunk(it->first, ChunkLocation{at->pack_id, at->offset, h.stored_len, h.raw_len,
-                                                codec, it->second.sha256});
-        ++result.chunks_repaired;
-        result.bytes_repaired += raw.size();
-        todo.erase(it);
-      }
+      Status s = AppendMatchingChunks(file->bytes(), Chunker(opts), todo, *writer, batch, result);
+      if (!s.ok()) return fail(s);
     }
   }
   for (const auto& [key, loc] : todo) result.not_found.push_back(key);

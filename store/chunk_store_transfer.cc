@@ -52,6 +52,147 @@ Status CheckMap(const BlobInfo& info, const std::vector<ChunkExtent>& extents) {
   return Status::Ok();
 }
 
+// One ImportChunkedBlob run, after its arguments were checked: the chunks to ask for, the
+// sink that appends what is supplied, and the checks before the blob commits.
+//
+// The sink may run on many threads at once (ChunkSink): what it shares is guarded by
+// sink_mu_ while `supply` runs; before and after, the thread that called Run owns it all.
+// The caller holds store.writer_mu; `store`, `info` and `extents` must outlive the object.
+class ChunkedImport {
+ public:
+  ChunkedImport(ChunkStore::Impl& store, const BlobInfo& info,
+                const std::vector<ChunkExtent>& extents)
+      : store_(store), info_(info), extents_(extents) {
+    result_.id = info.id;
+    result_.size = info.size;
+    result_.chunks = extents.size();
+  }
+
+  // Stores the blob (ChunkStore::ImportChunkedBlob's contract). On an error after the
+  // writer began, it is rolled back: nothing of this import stays in the store.
+  Result<ImportResult> Run(const ChunkSupplier& supply) {
+    LB_ASSIGN_OR_RETURN(auto existing, store_.index->GetBlob(info_.id));
+    if (existing) {
+      if (existing->info.size != info_.size || existing->info.sha256 != info_.sha256) {
+        return AlreadyExists("blob '" + info_.id + "' already exists with other content");
+      }
+      result_.already_present = true;
+      return result_;
+    }
+    LB_ASSIGN_OR_RETURN(const std::vector<ChunkExtent> missing, FindMissing());
+    store_.writer->Begin();
+    if (!missing.empty()) {
+      const ChunkSink sink = [this](StoredChunk c) { return Take(std::move(c)); };
+      if (Status s = supply(missing, sink); !s.ok()) return Fail(s);
+    }
+    for (const ChunkExtent& e : missing) {
+      if (new_locs_.count(e.key) == 0) {
+        return Fail(Corruption("chunk " + e.key.ToHex() + " was not supplied"));
+      }
+    }
+    result_.new_chunks = new_locs_.size();
+    if (Status s = store_.writer->Sync(); !s.ok()) return Fail(s);
+    if (Status s = CheckBlobSha(); !s.ok()) return Fail(s);
+    return Commit();
+  }
+
+ private:
+  // The chunks to ask for: each key the store lacks once, with the length the map gives
+  // it. Fills wanted_ with every key of the map. kCorruption when the store has a key with
+  // another length.
+  Result<std::vector<ChunkExtent>> FindMissing() {
+    std::vector<ChunkExtent> missing;
+    for (const ChunkExtent& e : extents_) {
+      if (wanted_.count(e.key) != 0) continue;
+      LB_ASSIGN_OR_RETURN(auto loc, store_.index->GetChunk(e.key));
+      if (loc && loc->raw_len != e.length) {
+        return Corruption("chunk " + e.key.ToHex() + " is stored with length " +
+                          std::to_string(loc->raw_len) + ", the map says " +
+                          std::to_string(e.length));
+      }
+      wanted_.emplace(e.key, e.length);
+      if (!loc) missing.push_back(e);
+    }
+    return missing;
+  }
+
+  // The sink: verifies a supplied chunk and appends it once. After an append failed,
+  // every later call returns that failure.
+  Status Take(StoredChunk c) {
+    auto it = wanted_.find(c.key);
+    if (it == wanted_.end() || it->second != c.raw_len) {
+      return Corruption("chunk " + c.key.ToHex() + " is not in blob '" + info_.id +
+                        "' with that length");
+    }
+    LB_RETURN_IF_ERROR(ChunkStore::VerifyStoredChunk(c));
+    std::lock_guard l(sink_mu_);
+    if (!append_status_.ok()) return append_status_;
+    if (new_locs_.count(c.key) != 0) return Status::Ok();
+    const RecordHeader h = ChunkRecordHeader(c);
+    auto loc = store_.writer->Append(h, c.payload);
+    if (!loc.ok()) return append_status_ = loc.status();
+    new_locs_.emplace(c.key, ChunkLocation{loc->pack_id, loc->offset, h.stored_len, h.raw_len,
+                                           c.codec, c.sha256});
+    result_.new_stored_bytes += kRecordHeaderBytes + c.payload.size();
+    return Status::Ok();
+  }
+
+  // The blob's bytes, read back in order from the packs, must be the blob the map claims.
+  Status CheckBlobSha() {
+    Sha256Stream sha;
+    AlignedBuffer buf(kBlockSize);
+    for (const ChunkExtent& e : extents_) {
+      ChunkLocation loc;
+      if (auto it = new_locs_.find(e.key); it != new_locs_.end()) {
+        loc = it->second;
+      } else {
+        LB_ASSIGN_OR_RETURN(loc, store_.Locate(e.key, false));
+      }
+      if (buf.size() < AlignUp(loc.raw_len)) buf = AlignedBuffer(AlignUp(loc.raw_len));
+      LB_RETURN_IF_ERROR(store_.packs->ReadChunk(e.key, loc, buf.span(), false));
+      sha.Update(std::span<const std::byte>(buf.data(), e.length));
+    }
+    if (sha.Finish() != info_.sha256) {
+      return Corruption("blob '" + info_.id + "': its chunks do not hash to the blob's SHA-256");
+    }
+    return Status::Ok();
+  }
+
+  Result<ImportResult> Commit() {
+    BlobManifest m;
+    m.id = info_.id;
+    m.size = info_.size;
+    m.sha256 = info_.sha256;
+    m.chunker = info_.chunker;
+    m.extents = extents_;
+    auto manifest_bytes = store_.CommitBlob(std::move(m), [&](StoreIndex::Batch& batch) {
+      for (const auto& [key, loc] : new_locs_) batch.PutChunk(key, loc);
+    });
+    if (!manifest_bytes.ok()) return Fail(manifest_bytes.status());
+    result_.new_stored_bytes += *manifest_bytes;
+    return result_;
+  }
+
+  // Forgets the packs this import touched, rolls the writer back, and returns `s` with
+  // context.
+  Status Fail(Status s) {
+    for (const auto& [pack, end] : store_.writer->TouchedEnds()) store_.packs->Forget(pack);
+    Status rb = store_.writer->Rollback();
+    if (!rb.ok()) return s.WithContext("import (rollback failed: " + rb.ToString() + ")");
+    return s.WithContext("import '" + info_.id + "'");
+  }
+
+  ChunkStore::Impl& store_;
+  const BlobInfo& info_;
+  const std::vector<ChunkExtent>& extents_;
+  std::unordered_map<ChunkKey, std::uint32_t, ChunkKeyHash> wanted_;  // read-only once filled
+  ImportResult result_;  // new_stored_bytes guarded by sink_mu_ while `supply` runs
+
+  std::mutex sink_mu_;
+  std::unordered_map<ChunkKey, ChunkLocation, ChunkKeyHash> new_locs_;  // guarded by sink_mu_
+  Status append_status_;                                                // guarded by sink_mu_
+};
+
 }  // namespace
 
 Status ChunkStore::VerifyStoredChunk(const StoredChunk& c, std::vector<std::byte>* raw_out) {
@@ -166,105 +307,8 @@ Result<ImportResult> ChunkStore::Impl::ImportChunked(const BlobInfo& info,
   }
   LB_RETURN_IF_ERROR(CheckMap(info, extents));
   std::lock_guard lock(writer_mu);
-  ImportResult result;
-  result.id = info.id;
-  result.size = info.size;
-  result.chunks = extents.size();
-  LB_ASSIGN_OR_RETURN(auto existing, index->GetBlob(info.id));
-  if (existing) {
-    if (existing->info.size != info.size || existing->info.sha256 != info.sha256) {
-      return AlreadyExists("blob '" + info.id + "' already exists with other content");
-    }
-    result.already_present = true;
-    return result;
-  }
-
-  // The chunks to ask for: each key once, with the length the map gives it.
-  std::vector<ChunkExtent> missing;
-  std::unordered_map<ChunkKey, std::uint32_t, ChunkKeyHash> wanted;
-  for (const ChunkExtent& e : extents) {
-    if (wanted.count(e.key) != 0) continue;
-    LB_ASSIGN_OR_RETURN(auto loc, index->GetChunk(e.key));
-    if (loc && loc->raw_len != e.length) {
-      return Corruption("chunk " + e.key.ToHex() + " is stored with length " +
-                        std::to_string(loc->raw_len) + ", the map says " +
-                        std::to_string(e.length));
-    }
-    wanted.emplace(e.key, e.length);
-    if (!loc) missing.push_back(e);
-  }
-
-  std::mutex sink_mu;
-  std::unordered_map<ChunkKey, ChunkLocation, ChunkKeyHash> new_locs;  // guarded by sink_mu
-  Status append_status;                                                // guarded by sink_mu
-  writer->Begin();
-  const ChunkSink sink = [&](StoredChunk c) -> Status {
-    auto it = wanted.find(c.key);
-    if (it == wanted.end() || it->second != c.raw_len) {
-      return Corruption("chunk " + c.key.ToHex() + " is not in blob '" + info.id +
-                        "' with that length");
-    }
-    LB_RETURN_IF_ERROR(ChunkStore::VerifyStoredChunk(c));
-    std::lock_guard l(sink_mu);
-    if (!append_status.ok()) return append_status;
-    if (new_locs.count(c.key) != 0) return Status::Ok();
-    const RecordHeader h = ChunkRecordHeader(c);
-    auto loc = writer->Append(h, c.payload);
-    if (!loc.ok()) return append_status = loc.status();
-    new_locs.emplace(c.key, ChunkLocation{loc->pack_id, loc->offset, h.stored_len, h.raw_len,
-                                          c.codec, c.sha256});
-    result.new_stored_bytes += kRecordHeaderBytes + c.payload.size();
-    return Status::Ok();
-  };
-  auto fail = [&](Status s) -> Status {
-    for (const auto& [pack, end] : writer->TouchedEnds()) packs->Forget(pack);
-    Status rb = writer->Rollback();
-    if (!rb.ok()) return s.WithContext("import (rollback failed: " + rb.ToString() + ")");
-    return s.WithContext("import '" + info.id + "'");
-  };
-  if (!missing.empty()) {
-    if (Status s = supply(missing, sink); !s.ok()) return fail(s);
-  }
-  for (const ChunkExtent& e : missing) {
-    if (new_locs.count(e.key) == 0) {
-      return fail(Corruption("chunk " + e.key.ToHex() + " was not supplied"));
-    }
-  }
-  result.new_chunks = new_locs.size();
-  if (Status s = writer->Sync(); !s.ok()) return fail(s);
-
-  // The blob's bytes, read back in order from the packs, must be the blob the map claims.
-  Sha256Stream sha;
-  AlignedBuffer buf(kBlockSize);
-  for (const ChunkExtent& e : extents) {
-    ChunkLocation loc;
-    if (auto it = new_locs.find(e.key); it != new_locs.end()) {
-      loc = it->second;
-    } else {
-      auto found = Locate(e.key, false);
-      if (!found.ok()) return fail(found.status());
-      loc = *found;
-    }
-    if (buf.size() < AlignUp(loc.raw_len)) buf = AlignedBuffer(AlignUp(loc.raw_len));
-    if (Status s = packs->ReadChunk(e.key, loc, buf.span(), false); !s.ok()) return fail(s);
-    sha.Update(std::span<const std::byte>(buf.data(), e.length));
-  }
-  if (sha.Finish() != info.sha256) {
-    return fail(Corruption("blob '" + info.id + "': its chunks do not hash to the blob's SHA-256"));
-  }
-
-  BlobManifest m;
-  m.id = info.id;
-  m.size = info.size;
-  m.sha256 = info.sha256;
-  m.chunker = info.chunker;
-  m.extents = extents;
-  auto manifest_bytes = CommitBlob(std::move(m), [&](StoreIndex::Batch& batch) {
-    for (const auto& [key, loc] : new_locs) batch.PutChunk(key, loc);
-  });
-  if (!manifest_bytes.ok()) return fail(manifest_bytes.status());
-  result.new_stored_bytes += *manifest_bytes;
-  return result;
+  ChunkedImport import(*this, info, extents);
+  return import.Run(supply);
 }
 
 }  // namespace lazyblob
