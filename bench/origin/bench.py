@@ -23,6 +23,8 @@ TREES = {
 }
 # Extra lazyblobd flags for every mode (tuning experiments), e.g. "--write-ahead 4M".
 EXTRA = os.environ.get("ORIGIN_BENCH_DAEMON_ARGS", "").split()
+# Extra lazyblobd flags for mode (d)'s recording node only.
+RECORD_EXTRA = os.environ.get("ORIGIN_BENCH_RECORD_ARGS", "").split()
 DAEMON = [LAZYBLOBD, "--threads", "8", "--log-level", "warn"] + EXTRA
 
 
@@ -139,7 +141,7 @@ def run_modes(a, proxy, rep):
     shutil.rmtree(rec, ignore_errors=True)
     mrec = replay(a.work, a.image, a.ranges, ["--origin", registry, "--origin-cache", rec,
                                               "--trace-record", RECORD_S,
-                                              "--no-trace-replay"])
+                                              "--no-trace-replay"] + RECORD_EXTRA)
     traces = f"{rec}/traces"
     files = os.listdir(traces) if os.path.isdir(traces) else []
     if not files:

@@ -5,7 +5,7 @@
 # behind a delaying proxy (bench/origin/delay_proxy.py: RTT per connection and request,
 # one shared bandwidth cap; this kernel has no netem).
 #
-#   bench/origin/run.sh [--smoke] [--reps N] [--build-dir DIR]
+#   bench/origin/run.sh [--smoke] [--reps N] [--build-dir DIR] [--settings 'RTT_MS MBIT' ...]
 #
 # Workload: what `python3 -c 'import json, ssl, sqlite3, email'` reads, recorded in a chroot
 # of the image's tree (below): the files it opens (strace) and, of each, the pages it
@@ -30,11 +30,13 @@ ROOT=$(cd "$HERE/../.." && pwd)
 SMOKE=0
 REPS=3
 BUILD=""
+SETTINGS_GIVEN=()
 while (($#)); do
   case $1 in
     --smoke) SMOKE=1; REPS=1; shift ;;
     --reps) REPS=$2; shift 2 ;;
     --build-dir) BUILD=$2; shift 2 ;;
+    --settings) shift; SETTINGS_GIVEN=(); while (($#)) && [[ $1 != --* ]]; do SETTINGS_GIVEN+=("$1"); shift; done ;;
     -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "origin bench: unknown option $1" >&2; exit 2 ;;
   esac
@@ -139,6 +141,10 @@ if [[ $SMOKE == 1 ]]; then
 else
   SETTINGS=("1 1000" "20 200")
   OUT=$ROOT/bench/results; SUFFIX=""
+fi
+if ((${#SETTINGS_GIVEN[@]})); then  # a partial run: never over the committed results
+  SETTINGS=("${SETTINGS_GIVEN[@]}")
+  [[ $SMOKE == 1 ]] || { OUT=$BUILD/bench-partial; SUFFIX=-partial; }
 fi
 mkdir -p "$OUT"
 export LAZYBLOB_BENCH_BUILD=$BUILD
