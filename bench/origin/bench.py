@@ -176,7 +176,7 @@ LABELS = {"pull": "(a) full pull, then local", "lazy": "(b) lazy", "warm": "(c) 
           "replay": "(d) lazy + replay of another node's record"}
 REPLAY_KEYS = ("kernel_reads", "kernel_read_bytes", "prefetch_bytes_total", "prefetch_hits_total", "prefetch_wasted_bytes_total",
                "replays_total", "replay_seconds_total", "record_chunks",
-               "recording_node_total_s")
+               "recording_node_total_s", "origin_fetched_ahead_chunks_total")
 
 
 def median_of(runs, mode, key):
@@ -326,21 +326,32 @@ def write_md(r, path):
     lines += ["", "Ratios: medians of the per-rep ratios of the start-set times (the modes of "
               "one rep run back to back, so they share its load). Targets (issue 16) apply at "
               "20 ms / 200 Mbit/s."]
-    lines += [
-        "", "Why replay does not help here (read off this run, not fixed): the kernel sends "
-        "as many READs with replay as without (the READs column), so replay turned no miss "
-        "into a hit, and its time is about the whole start's (replay time column). Replay "
-        "writes a group only while no demand request is in flight (core/cache_filler.cc "
-        "WaitForNoDemand: the issue's \"never makes a demand READ wait behind it\"), and this "
-        "start is one reader whose misses follow one another: a demand is in flight for most "
-        "of the start, so replay only advances in the gaps and never gets ahead of the reader. "
-        "Neither bound is the limit: the replay bandwidth is unbounded by default, and "
-        "`--trace-replay-stop-after 0` (no early stop) gave the same time in a one-rep trial "
-        "(3.18 s vs lazy 3.40 s). The record is not short either (the start ends in about "
-        "3 s of its 30 s window). The record's fetch at OPEN adds a few round trips to "
-        "the time to first byte. Meeting the targets needs replay to overlap demand (e.g. a "
-        "bounded number of replay fetches in flight beside demand, at a lower priority on "
-        "the link), a change to the scheduling the issue specifies, not to a default.", ""]
+    lines += ["", "How replay overlaps demand: at OPEN the whole record goes to the origin "
+              "(ChunkSource::FetchAhead), which fetches it in record order with "
+              "--origin-ahead-requests (default 4) Range GETs in flight, neighbours coalesced; "
+              "a demand READ of a chunk under way joins that fetch, and one of a chunk not yet "
+              "started sends its own request at once (it never queues behind replay). Replay's "
+              "writes into the cache file still wait while a demand is in flight.", ""]
+    lines += ["| network | replay: bytes transferred (MiB) | chunks fetched ahead | time to "
+              "first byte (s) | link floor of its bytes (s) | start set (s) |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for s in r["settings"]:
+        d = s["median"]["replay"]
+        floor = d["bytes"] * 8 / (s["mbit"] * 1e6)
+        lines.append(f"| {s['rtt_ms']:g} ms / {s['mbit']:g} Mbit/s | {d['bytes'] / 2**20:.2f} | "
+                     f"{d.get('origin_fetched_ahead_chunks_total', 0):g} | {d['ttfb_s']:.3f} | "
+                     f"{floor:.2f} | {d['total_s']:.3f} |")
+    lines += ["", "Link floor: the replay node's bytes at the link rate. What the start spends "
+              "beyond time-to-first-byte plus that floor goes to the misses replay had not "
+              "written yet when the kernel asked (the READs column above): each waits for its "
+              "chunk's fetch, joined or its own. Bytes are not what binds: in a one-rep trial "
+              "(2026-12-07) with the recording node at `--write-ahead 0` "
+              "(ORIGIN_BENCH_RECORD_ARGS), the record fell from 767 to 267 chunks and the "
+              "replay node's bytes from 25.7 to 19.8 MB, yet its start took 1.54 s against "
+              "1.50 s, while the recording node's own start took 19.1 s instead of 3.5 s. The "
+              "record keeps every chunk the recording node wrote, its write-ahead windows "
+              "included, since on cachefiles the daemon cannot tell which of those the kernel "
+              "then read.", ""]
     open(path, "w").write("\n".join(lines))
 
 
