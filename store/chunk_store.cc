@@ -225,11 +225,7 @@ Status ChunkStore::Impl::RequireWriter(std::string_view what) const {
 
 Result<std::shared_ptr<const BlobMap>> ChunkStore::Impl::LoadMap(std::string_view id,
                                                                  bool catch_up) {
-  LB_ASSIGN_OR_RETURN(auto rec, index->GetBlob(id));
-  if (!rec && catch_up && writer == nullptr) {
-    LB_RETURN_IF_ERROR(index->CatchUp());
-    LB_ASSIGN_OR_RETURN(rec, index->GetBlob(id));
-  }
+  LB_ASSIGN_OR_RETURN(auto rec, LookUp([&] { return index->GetBlob(id); }, catch_up));
   if (!rec) return NotFound("blob '" + std::string(id) + "' is not in the store");
   LB_ASSIGN_OR_RETURN(auto extents, index->GetMap(id));
   if (!extents) return Corruption("blob '" + std::string(id) + "' has no chunk map");
@@ -251,11 +247,7 @@ Result<std::shared_ptr<const BlobMap>> ChunkStore::Impl::LoadMap(std::string_vie
 }
 
 Result<ChunkLocation> ChunkStore::Impl::Locate(const ChunkKey& key, bool catch_up) {
-  LB_ASSIGN_OR_RETURN(auto loc, index->GetChunk(key));
-  if (!loc && catch_up && writer == nullptr) {
-    LB_RETURN_IF_ERROR(index->CatchUp());
-    LB_ASSIGN_OR_RETURN(loc, index->GetChunk(key));
-  }
+  LB_ASSIGN_OR_RETURN(auto loc, LookUp([&] { return index->GetChunk(key); }, catch_up));
   if (!loc) return NotFound("chunk " + key.ToHex() + " is not in the store");
   return *loc;
 }
@@ -278,7 +270,7 @@ Status ChunkStore::Impl::ReadLocated(const ChunkKey& key, const ReadAtFn& read,
   for (int move = 0; moved_maybe(s) && move < kMaxMoves; ++move) {
     ChunkReadStopwatch retry(timings);
     packs->Forget(loc->pack_id);
-    if (writer == nullptr) LB_RETURN_IF_ERROR(index->CatchUp());
+    LB_RETURN_IF_ERROR(CatchUpIfReader());
     Result<ChunkLocation> moved = Locate(key, false);
     retry.Lap(&ChunkReadTimings::lookup);
     LB_RETURN_IF_ERROR(moved.status());
@@ -318,7 +310,7 @@ Result<OpenedBlob> ChunkStore::OpenBlob(std::string_view blob_id) {
   // finished (not found, even by a secondary that lagged) or now fails with kBusy. A
   // leased blob's chunks are thus referenced by its map for as long as it is served, which
   // is what lets gc run meanwhile.
-  if (impl_->writer == nullptr) LB_RETURN_IF_ERROR(impl_->index->CatchUp());
+  LB_RETURN_IF_ERROR(impl_->CatchUpIfReader());
   LB_ASSIGN_OR_RETURN(blob.map, impl_->LoadMap(blob_id, true));
   return blob;
 }
@@ -342,7 +334,7 @@ Result<BlobLease> ChunkStore::LeaseBlob(std::string_view blob_id) {
   LB_ASSIGN_OR_RETURN(BlobLease lease, BlobLease::Acquire(impl_->options.path, blob_id));
   // Checked after locking and a catch-up: a concurrent Remove either finished (not found)
   // or fails.
-  if (impl_->writer == nullptr) LB_RETURN_IF_ERROR(impl_->index->CatchUp());
+  LB_RETURN_IF_ERROR(impl_->CatchUpIfReader());
   LB_ASSIGN_OR_RETURN(auto map, impl_->LoadMap(blob_id, true));
   (void)map;
   return lease;
@@ -354,7 +346,7 @@ Result<ImportResult> ChunkStore::ImportBlob(const std::string& path, const Impor
 }
 
 Result<std::vector<BlobInfo>> ChunkStore::ListBlobs() {
-  if (impl_->writer == nullptr) LB_RETURN_IF_ERROR(impl_->index->CatchUp());
+  LB_RETURN_IF_ERROR(impl_->CatchUpIfReader());
   std::vector<BlobInfo> out;
   LB_RETURN_IF_ERROR(impl_->index->ForEachBlob([&](const BlobRecord& r) {
     out.push_back(r.info);
@@ -364,17 +356,14 @@ Result<std::vector<BlobInfo>> ChunkStore::ListBlobs() {
 }
 
 Result<BlobInfo> ChunkStore::GetBlob(std::string_view blob_id) {
-  LB_ASSIGN_OR_RETURN(auto rec, impl_->index->GetBlob(blob_id));
-  if (!rec && impl_->writer == nullptr) {
-    LB_RETURN_IF_ERROR(impl_->index->CatchUp());
-    LB_ASSIGN_OR_RETURN(rec, impl_->index->GetBlob(blob_id));
-  }
+  LB_ASSIGN_OR_RETURN(auto rec,
+                      impl_->LookUp([&] { return impl_->index->GetBlob(blob_id); }, true));
   if (!rec) return NotFound("blob '" + std::string(blob_id) + "' is not in the store");
   return rec->info;
 }
 
 Result<StoreStats> ChunkStore::Stats() {
-  if (impl_->writer == nullptr) LB_RETURN_IF_ERROR(impl_->index->CatchUp());
+  LB_RETURN_IF_ERROR(impl_->CatchUpIfReader());
   StoreStats s;
   LB_RETURN_IF_ERROR(impl_->index->ForEachBlob([&](const BlobRecord& r) {
     ++s.blobs;

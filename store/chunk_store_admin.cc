@@ -32,7 +32,7 @@ Status WriteAll(int fd, const std::byte* p, std::size_t n) {
 
 Result<VerifyReport> ChunkStore::Impl::Verify(const std::optional<std::string>& blob_id,
                                               const VerifyProgress& progress) {
-  if (writer == nullptr) LB_RETURN_IF_ERROR(index->CatchUp());
+  LB_RETURN_IF_ERROR(CatchUpIfReader());
   std::unique_lock lock(writer_mu, std::defer_lock);
   if (writer != nullptr) lock.lock();  // no gc/import moving things underneath
   VerifyReport report;

@@ -45,6 +45,18 @@ class ChunkStore::Impl {
   ~Impl();
 
   Status RequireWriter(std::string_view what) const;
+  // A reader (a RocksDB secondary) picks up the writer's commits; a writer has them all.
+  Status CatchUpIfReader() { return writer == nullptr ? index->CatchUp() : Status::Ok(); }
+  // Looks something up in the index; when a reader misses and `catch_up` is set, it
+  // catches up with the writer (the commit may be newer than its last catch-up) and looks
+  // again. `lookup` returns Result<std::optional<T>>.
+  template <typename Lookup>
+  auto LookUp(const Lookup& lookup, bool catch_up) -> decltype(lookup()) {
+    auto found = lookup();
+    if (!found.ok() || found->has_value() || !catch_up || writer != nullptr) return found;
+    LB_RETURN_IF_ERROR(index->CatchUp());
+    return lookup();
+  }
   // Blob map from the index (one catch-up on a miss when `catch_up`).
   Result<std::shared_ptr<const BlobMap>> LoadMap(std::string_view id, bool catch_up);
   // Chunk location (one catch-up on a miss when `catch_up`); kNotFound when absent.
