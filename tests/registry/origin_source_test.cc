@@ -200,11 +200,12 @@ TEST_F(OriginSourceLive, FetchAheadFetchesTheHintedChunksBeforeAnyRead) {
   ASSERT_TRUE(WaitFor([&] { return stats_.fetched_.load() == n; })) << stats_.fetched_.load();
   EXPECT_EQ(stats_.ahead_.load(), n);
   EXPECT_LT(stats_.requests_.load(), n) << "no coalescing";
-  cache_->Flush();
+  // Every chunk is fetched: a read finds it in the cache, or joins its fetch when that has
+  // not landed yet (a slow machine); either way no read sends a request of its own.
   const int requests = stats_.requests_.load();
   EXPECT_EQ(ReadAll(*blob.map, 4, 0), 0);
   EXPECT_EQ(stats_.requests_.load(), requests) << "a read went to the registry";
-  EXPECT_EQ(stats_.reads_[static_cast<int>(OriginChunkFrom::kOrigin)].load(), 0);
+  EXPECT_EQ(stats_.fetched_.load(), n);
 }
 
 TEST_F(OriginSourceLive, ReadersDuringFetchAheadGetTheRightBytesAndEachChunkIsFetchedOnce) {
