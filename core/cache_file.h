@@ -104,6 +104,12 @@ class CacheFile {
   void set_trace(std::shared_ptr<FileTrace> trace) { trace_ = std::move(trace); }
   FileTrace* trace() const { return trace_.get(); }
 
+  // The front end's file takes writes ahead of demand from now on (CacheFiller,
+  // "Background writes"): a fanotify sparse file at once, a cachefiles object at its first
+  // READ. Set before a demand fill, so that waiting background writers wake at its end.
+  void MarkWritable() { writable_.store(true, std::memory_order_release); }
+  bool writable() const { return writable_.load(std::memory_order_acquire); }
+
   // The front end no longer serves this file (CLOSE, unmount): no more work ahead of demand.
   void MarkClosed() { closed_.store(true, std::memory_order_relaxed); }
   bool closed() const { return closed_.load(std::memory_order_relaxed); }
@@ -121,6 +127,7 @@ class CacheFile {
   const OpenedBlob blob_;
   std::shared_ptr<FileTrace> trace_;
   std::atomic<bool> closed_{false};
+  std::atomic<bool> writable_{false};
   mutable Mutex mu_;
   CondVar cv_;
   std::vector<std::uint8_t> state_ LB_GUARDED_BY(mu_);

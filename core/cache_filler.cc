@@ -346,7 +346,9 @@ void CacheFiller::Prefetch(const std::shared_ptr<CacheFile>& file, int fd) {
 
 bool CacheFiller::WaitForNoDemand(const CacheFile& file) {
   MutexLock lock(&mu_);
-  while (demand_ > 0 && !stopping() && !file.closed()) demand_cv_.Wait(&mu_);
+  while ((demand_ > 0 || !file.writable()) && !stopping() && !file.closed()) {
+    demand_cv_.Wait(&mu_);
+  }
   return !stopping() && !file.closed();
 }
 

@@ -21,6 +21,13 @@
 // Prefetch writes a whole blob in the background (TaskPool background priority), one chunk
 // at a time, and waits while any demand request is in flight (BeginDemand/EndDemand).
 //
+// Background writes (prefetch, replay) begin only once the front end marked the file
+// writable (CacheFile::MarkWritable): cachefiles attaches the cache file to the OPEN's anon
+// fd only after the copen was processed, and refuses earlier writes with ENOBUFS
+// (tests/e2e/KERNEL_FACTS.md (b)), so its front end marks a file at its first READ. (Writing
+// right after the copen raced the attach: the simulator dropped such bytes, and a READ of
+// a chunk marked written was then answered with a hole.)
+//
 // docs/engine-measurements.md has the measurements behind the group size, the window and
 // writing ahead before a request is answered.
 //
@@ -192,7 +199,8 @@ class CacheFiller {
                 std::uint64_t bytes);
   // Trace bookkeeping of a demand fill of [first, demand_end) writing [demand_end, end) ahead.
   void NoteDemand(CacheFile& file, std::size_t first, std::size_t demand_end, std::size_t end);
-  // Waits while demand is in flight; false when the prefetch of `file` should end.
+  // Waits until `file` is writable and while any demand is in flight; false when
+  // the background work on `file` should end (closed, or the filler stops).
   bool WaitForNoDemand(const CacheFile& file) LB_EXCLUDES(mu_);
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 

@@ -111,6 +111,7 @@ Result<std::shared_ptr<ServedFile>> PreContentEngine::AddFile(OpenedBlob blob, U
   }
   auto file = std::make_shared<ServedFile>(std::make_shared<CacheFile>(std::move(blob)),
                                            std::move(fill_fd), st.st_dev, st.st_ino);
+  file->cache()->MarkWritable();  // our own sparse file: it takes writes at once
   ScanPresent(*file);
   filler_.AttachTrace(*file->cache());
   {

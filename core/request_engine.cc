@@ -407,6 +407,9 @@ void RequestEngine::HandleRead(const ReadMessage& message, Clock::time_point rec
     stats_->InFlight(-1);
     return;
   }
+  // A READ comes only once the cache file is attached to the anon fd: from now on, prefetch
+  // and replay may write (before, the kernel refused their writes with ENOBUFS).
+  object->file->MarkWritable();
   const FillResult filled =
       filler_.FillRange(object->file, object->anon_fd, message.offset, message.length);
   const Clock::time_point complete_start = Clock::now();

@@ -15,9 +15,12 @@
 
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
+#include <thread>
 #include <type_traits>
 
 #include "core/aligned_buffer.h"
@@ -80,6 +83,9 @@ Status KernelSimulatorOptions::Validate() const {
   }
   if (max_msg_id < 1) return InvalidArgument("max_msg_id must be >= 1");
   if (reply_timeout_ms == 0) return InvalidArgument("reply_timeout_ms must be > 0");
+  if (attach_delay_ms >= reply_timeout_ms) {
+    return InvalidArgument("attach_delay_ms must be below reply_timeout_ms");
+  }
   return Status::Ok();
 }
 
@@ -340,6 +346,9 @@ void KernelSimulator::State::ServiceLoop() {
       for (;;) {
         ssize_t n = ::recv(c->get(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0 && errno == EINTR) continue;
+        if (n > 5 && opt.attach_delay_ms > 0 && std::string_view(buf.data(), 5) == "copen") {
+          std::this_thread::sleep_for(std::chrono::milliseconds(opt.attach_delay_ms));
+        }
         MutexLock lk(&mu);
         if (session != sess) break;
         if (n < 0) {

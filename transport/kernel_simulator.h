@@ -64,6 +64,11 @@ struct KernelSimulatorOptions {
   // A reader (Mount/Read/Restore drain) waiting longer than this for the daemon fails with
   // ETIMEDOUT. A guard against hung tests; the kernel waits forever (killably).
   std::uint32_t reply_timeout_ms = 60'000;
+  // A copen takes effect (the cache file is attached to the OPEN's anon fd, and the mount
+  // goes on) this long after the daemon sent it. The kernel attaches the file some time
+  // after the copen's write returned (tests/e2e/KERNEL_FACTS.md (b)); tests raise this to
+  // catch a daemon that writes before (a violation: the kernel refuses with ENOBUFS).
+  std::uint32_t attach_delay_ms = 0;
 
   Status Validate() const;
 };

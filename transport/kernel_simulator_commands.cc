@@ -50,6 +50,18 @@ Status KernelSimulator::State::ApplySize(Object& obj, std::uint64_t size) {
   }
   struct stat st;
   if (::fstat(obj.check_fd.get(), &st) < 0) return Status::FromErrno(errno, "fstat");
+  if (!obj.sized && static_cast<std::uint64_t>(st.st_size) != obj.created_size) {
+    // The kernel attaches the cache file to the anon fd only once the copen is processed:
+    // earlier writes fail with ENOBUFS (tests/e2e/KERNEL_FACTS.md (b)). Here they landed;
+    // they are dropped, and the daemon is told.
+    Violation("the anon fd of '" + obj.cookie_key +
+              "' was written before its copen was processed (the kernel refuses such writes "
+              "with ENOBUFS); the bytes are dropped");
+    if (::ftruncate(obj.check_fd.get(), static_cast<off_t>(obj.created_size)) < 0) {
+      return Status::FromErrno(errno, "ftruncate");
+    }
+    st.st_size = static_cast<off_t>(obj.created_size);
+  }
   std::uint64_t want = AlignUp(size);
   if (static_cast<std::uint64_t>(st.st_size) != want) {
     // A file left by an earlier mount with another size: the kernel drops its data.

@@ -78,6 +78,9 @@ Result<SimMount> KernelSimulator::Mount(std::string_view volume_key, std::string
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return ErrnoStatus(errno, "create cache file " + path);
     obj->check_fd = UniqueFd(fd);
+    struct stat created;
+    if (::fstat(fd, &created) < 0) return ErrnoStatus(errno, "fstat " + path);
+    obj->created_size = static_cast<std::uint64_t>(created.st_size);
     if (!source_image_path.empty()) {
       int sfd = ::open(source_image_path.c_str(), O_RDONLY | O_CLOEXEC);
       if (sfd < 0) return ErrnoStatus(errno, "open source image " + source_image_path);

@@ -43,6 +43,8 @@ struct KernelSimulator::State {
     std::uint32_t object_id = 0;
     std::uint64_t size = 0;
     bool sized = false;  // a copen gave a size once
+    // The cache file's size when the object was created (non-zero: an earlier mount's file).
+    std::uint64_t created_size = 0;
     int mounts = 0;
     std::uint64_t ra_next = UINT64_MAX;  // offset after the last READ (sequential detection)
     std::uint64_t ra_size = 0;

@@ -182,10 +182,27 @@ TEST_F(CacheFillerTest, SourceThatThrowsFailsOnlyItsChunk) {
 
 TEST_F(CacheFillerTest, PrefetchWaitsWhileDemandIsInFlight) {
   MakeBlob(16);
+  file_->MarkWritable();
   filler_->BeginDemand();
   filler_->StartPrefetch(file_, fd_);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(source_.total_reads(), 0) << "prefetch ran while demand was in flight";
+  filler_->EndDemand();
+  pool_.WaitIdle();
+  for (std::size_t i = 0; i < 16; ++i) ExpectChunkServed(i);
+}
+
+// A front end's file may refuse writes for a while (cachefiles attaches the cache file only
+// after the copen is processed): prefetch waits until the front end marks it writable.
+TEST_F(CacheFillerTest, PrefetchWaitsUntilTheFileIsWritable) {
+  MakeBlob(16);
+  filler_->StartPrefetch(file_, fd_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(source_.total_reads(), 0) << "prefetch wrote before the file was writable";
+  // As the cachefiles front end does at the first READ: marked, then the demand fill.
+  filler_->BeginDemand();
+  file_->MarkWritable();
+  EXPECT_TRUE(filler_->FillRange(file_, fd_->get(), 0, 4096).ok());
   filler_->EndDemand();
   pool_.WaitIdle();
   for (std::size_t i = 0; i < 16; ++i) ExpectChunkServed(i);

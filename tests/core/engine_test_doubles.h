@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/access_trace.h"
 #include "core/aligned_buffer.h"
 #include "core/cache_device.h"
 #include "core/chunk_source.h"
@@ -46,6 +47,26 @@ inline Bytes PatternBytes(std::size_t size, std::uint32_t seed) {
   }
   return b;
 }
+
+// Records shared by the nodes of a test (standing in for a registry, or a store's traces/).
+class MemoryTraceStore final : public AccessTraceStore {
+ public:
+  Result<AccessTrace> Load(std::string_view blob_id) override {
+    std::lock_guard lock(mu_);
+    auto it = traces_.find(std::string(blob_id));
+    if (it == traces_.end()) return NotFound("no record");
+    return it->second;
+  }
+  Status Save(std::string_view blob_id, const AccessTrace& trace) override {
+    std::lock_guard lock(mu_);
+    traces_[std::string(blob_id)] = trace;
+    return Status();
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, AccessTrace> traces_;
+};
 
 class FakeChunkSource final : public ChunkSource {
  public:

@@ -16,30 +16,11 @@ namespace {
 using testing::CacheFileDir;
 using testing::CountingStats;
 using testing::FakeChunkSource;
+using testing::MemoryTraceStore;
 using testing::PatternBytes;
 using testing::ScriptedDevice;
 
 constexpr std::uint32_t k64K = 64 * 1024;
-
-// Records shared by the nodes of a test (standing in for the registry).
-class MemoryTraceStore final : public AccessTraceStore {
- public:
-  Result<AccessTrace> Load(std::string_view blob_id) override {
-    std::lock_guard lock(mu_);
-    auto it = traces_.find(std::string(blob_id));
-    if (it == traces_.end()) return NotFound("no record");
-    return it->second;
-  }
-  Status Save(std::string_view blob_id, const AccessTrace& trace) override {
-    std::lock_guard lock(mu_);
-    traces_[std::string(blob_id)] = trace;
-    return Status();
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, AccessTrace> traces_;
-};
 
 // One daemon: its device, its (empty) cache files, its engine. Every node's source holds
 // the same chunks (the origin).
@@ -139,20 +120,26 @@ TEST(TraceReplay, RecordedStartReplayedOnSecondNodeTurnsItsReadsIntoHits) {
   }
   EXPECT_EQ(record->blocks, RecordOf(distinct, kChunks).blocks) << "first-access order";
 
-  // The second node starts with empty cache files and a slow origin.
+  // The second node starts with empty cache files and a slow origin. The start's first
+  // READ (the mount's) is what lets replay write (CacheFiller, "Background writes").
   Node second(kChunks);
   second.source.set_read_delay(std::chrono::milliseconds(2));
   second.Start(o);
   second.Open();
+  second.Read(start[0]);
   ASSERT_TRUE(second.WaitReplayEnded());
   const int origin_reads_after_replay = second.source.total_reads();
   EXPECT_EQ(origin_reads_after_replay, static_cast<int>(distinct.size()));
-  for (std::uint64_t c : start) second.Read(c);
+  int later_reads = 0;
+  for (std::uint64_t c : start) {
+    second.Read(c);
+    later_reads += c != start[0];
+  }
   const double hit_fraction =
-      static_cast<double>(second.stats.prefetch_hits.load()) / static_cast<double>(start.size());
-  EXPECT_GE(hit_fraction, 0.95) << second.stats.prefetch_hits.load() << " of " << start.size();
+      static_cast<double>(second.stats.prefetch_hits.load()) / static_cast<double>(later_reads);
+  EXPECT_GE(hit_fraction, 0.95) << second.stats.prefetch_hits.load() << " of " << later_reads;
   EXPECT_EQ(second.source.total_reads(), origin_reads_after_replay) << "demand fetched nothing";
-  EXPECT_EQ(second.stats.prefetch_bytes.load(), distinct.size() * k64K);
+  EXPECT_EQ(second.stats.prefetch_bytes.load(), (distinct.size() - 1) * k64K);
   second.Close();
   EXPECT_EQ(second.stats.prefetch_wasted.load(), 0u) << "the start read every replayed chunk";
   EXPECT_EQ(second.stats.traces_recorded.load(), 0) << "a replayed start is not re-recorded";
@@ -173,7 +160,8 @@ TEST(TraceReplay, DemandReadElsewhereDuringReplayIsServedFirst) {
   o.trace.replay_bytes_per_second = 10 * k64K;
   node.Start(o);
   node.Open();
-  while (node.source.total_reads() == 0) std::this_thread::yield();  // replay is fetching
+  node.Read(0);                                                      // the mount's READ
+  while (node.source.total_reads() == 1) std::this_thread::yield();  // replay is fetching
   node.Read(60);                                                     // off the record
   // Answered while replay still had most of the record to fetch: it never waited behind it.
   EXPECT_EQ(node.stats.replays.load(), 0);
@@ -250,6 +238,7 @@ TEST(TraceReplay, ReplayBandwidthIsBounded) {
   o.trace.replay_bytes_per_second = 10 * k64K;
   node.Start(o);
   node.Open();
+  node.Read(0);  // the mount's READ (off the record)
   ASSERT_TRUE(node.WaitReplayEnded());
   // The 8th run may start only once 7 runs fit the bound: 0.7 s.
   EXPECT_GE(node.stats.replay_seconds.load(), 0.7);
