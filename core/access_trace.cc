@@ -83,35 +83,36 @@ Result<AccessTrace> AccessTrace::Decode(std::string_view in) {
 AccessTrace AccessTrace::Merge(const AccessTrace& base, const AccessTrace& other) {
   if (base.blob_size != other.blob_size || other.blocks.empty()) return base;
   if (base.blocks.empty()) return other;
-  struct Ranked {
-    double rank;
-    int record;  // 0 = base: wins ties
-    std::size_t position;
-    std::uint64_t block;
-  };
-  std::unordered_map<std::uint64_t, Ranked> best;
-  auto add = [&](const AccessTrace& t, int record) {
-    for (std::size_t i = 0; i < t.blocks.size(); ++i) {
-      const Ranked r{static_cast<double>(i) / static_cast<double>(t.blocks.size()), record, i,
-                     t.blocks[i]};
-      auto [it, inserted] = best.emplace(t.blocks[i], r);
-      if (!inserted && r.rank < it->second.rank) it->second = r;
-    }
-  };
-  add(base, 0);
-  add(other, 1);
-  std::vector<Ranked> all;
-  all.reserve(best.size());
-  for (const auto& [block, r] : best) all.push_back(r);
-  std::sort(all.begin(), all.end(), [](const Ranked& a, const Ranked& b) {
-    if (a.rank != b.rank) return a.rank < b.rank;
-    if (a.record != b.record) return a.record < b.record;
-    return a.position < b.position;
-  });
+  // Each block only `other` names follows the block `other` read just before it (its
+  // "anchor"); the ones it read before any block of base's lead the record.
+  std::unordered_set<std::uint64_t> held(base.blocks.begin(), base.blocks.end());
+  std::vector<std::uint64_t> lead;
+  std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> following;
+  const std::uint64_t* anchor = nullptr;
+  for (const std::uint64_t& block : other.blocks) {
+    if (held.insert(block).second) (anchor ? following[*anchor] : lead).push_back(block);
+    anchor = &block;
+  }
   AccessTrace merged;
   merged.blob_size = base.blob_size;
-  const std::size_t keep = std::min<std::size_t>(all.size(), kMaxEntries);
-  for (std::size_t i = 0; i < keep; ++i) merged.blocks.push_back(all[i].block);
+  merged.blocks.reserve(std::min<std::size_t>(held.size(), kMaxEntries));
+  // Depth-first: a block, then what follows it (an extra can anchor further extras).
+  std::vector<std::uint64_t> stack;
+  std::unordered_set<std::uint64_t> emitted;  // a decoded base may name a block twice
+  auto emit = [&](std::uint64_t block) {
+    stack.push_back(block);
+    while (!stack.empty() && merged.blocks.size() < kMaxEntries) {
+      const std::uint64_t b = stack.back();
+      stack.pop_back();
+      if (!emitted.insert(b).second) continue;
+      merged.blocks.push_back(b);
+      if (auto it = following.find(b); it != following.end()) {
+        stack.insert(stack.end(), it->second.rbegin(), it->second.rend());
+      }
+    }
+  };
+  for (std::uint64_t block : lead) emit(block);
+  for (std::uint64_t block : base.blocks) emit(block);
   return merged;
 }
 

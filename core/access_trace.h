@@ -9,12 +9,13 @@
 // varint of its block minus the previous entry's block (the first minus 0). Decode refuses
 // trailing bytes, a wrong size, more than kMaxEntries entries and blocks past the blob.
 //
-// Merging (several nodes' records of one blob): by first-seen rank. Each block's rank in a
-// record is its position in it divided by the record's length (0 = read first); the merged
-// record holds every block of either record, ordered by its lowest rank, ties (and blocks
-// of equal rank) broken in favour of `base`. A block that both records read early stays
-// early; one that only a single start read goes where that start read it. At most
-// kMaxEntries entries are kept (the latest-ranked are dropped).
+// Merging (several nodes' records of one blob): `base`'s order is kept, and each block only
+// `other` names goes right after the block `other` read just before it (at the front when
+// `other` read it first). Starts of one image read in nearly one order, so the merge of
+// two records of it reads like either, with every chunk of both: runs of neighbouring
+// chunks stay together, and a registry's fetch-ahead can still coalesce them. (Ordering
+// by relative rank, the first design, zipped two records' runs into alternating blocks.)
+// At most kMaxEntries entries are kept (the last are dropped).
 //
 // Thread-safety: plain values.
 #ifndef LAZYBLOB_CORE_ACCESS_TRACE_H_

@@ -45,14 +45,34 @@ TEST(AccessTrace, DecodeRefusesDamagedRecords) {
   EXPECT_FALSE(AccessTrace::Decode("").ok());
 }
 
-TEST(AccessTrace, MergeOrdersByFirstSeenRankAndKeepsEveryBlock) {
-  // Both read 10 first; base read 20 early, other read 30 early; 40 only late in base.
+TEST(AccessTrace, MergeKeepsTheBaseOrderAndPlacesTheOthersBlocksAfterTheirPredecessor) {
+  // other read 5 first, then 10, then 30 and 35 (not in base) after 10, and 60 after 50.
   const AccessTrace base = Trace(1 << 20, {10, 20, 40, 50});
-  const AccessTrace other = Trace(1 << 20, {10, 30, 20});
+  const AccessTrace other = Trace(1 << 20, {5, 10, 30, 35, 20, 50, 60});
   const AccessTrace m = AccessTrace::Merge(base, other);
-  // ranks: 10: 0; 20: min(1/4, 2/3) = .25; 30: 1/3; 40: .5; 50: .75.
-  EXPECT_EQ(m.blocks, (std::vector<std::uint64_t>{10, 20, 30, 40, 50}));
+  EXPECT_EQ(m.blocks, (std::vector<std::uint64_t>{5, 10, 30, 35, 20, 40, 50, 60}));
   EXPECT_EQ(m.blob_size, base.blob_size);
+  // A record that holds the other's blocks is its own merge with it, either way round.
+  EXPECT_EQ(AccessTrace::Merge(other, base).blocks,
+            (std::vector<std::uint64_t>{5, 10, 30, 35, 20, 40, 50, 60}));
+}
+
+TEST(AccessTrace, MergeOfTwoSimilarStartsKeepsTheirRunsTogether) {
+  // Two starts that read the same two files (runs 100.. and 200..), the second with two
+  // extra chunks of the first file written ahead. Ordering by relative rank (the first
+  // design) zipped the runs into 100, 200, 101, 201, ...: no coalescing fetch-ahead.
+  const AccessTrace a = Trace(1 << 30, {100, 101, 102, 103, 200, 201, 202, 203});
+  const AccessTrace b = Trace(1 << 30, {100, 101, 102, 103, 104, 105, 200, 201, 202, 203});
+  EXPECT_EQ(AccessTrace::Merge(a, b).blocks, b.blocks);
+  EXPECT_EQ(AccessTrace::Merge(b, a).blocks, b.blocks);
+  // Merging again changes nothing.
+  EXPECT_EQ(AccessTrace::Merge(AccessTrace::Merge(a, b), b).blocks, b.blocks);
+}
+
+TEST(AccessTrace, MergeNamesEachBlockOnceEvenWhenTheBaseRepeatsOne) {
+  const AccessTrace base = Trace(1 << 20, {1, 2, 1});
+  const AccessTrace other = Trace(1 << 20, {1, 3});
+  EXPECT_EQ(AccessTrace::Merge(base, other).blocks, (std::vector<std::uint64_t>{1, 3, 2}));
 }
 
 TEST(AccessTrace, MergeOfAnotherBlobSizeKeepsTheBase) {

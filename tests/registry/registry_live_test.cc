@@ -414,7 +414,7 @@ TEST_F(RegistryLive, AccessRecordsArePublishedNextToTheBlobAndMerged) {
   ASSERT_OK_AND_ASSIGN(PublishedTrace second, PublishTrace(*c, "app:v1", subject, b));
   EXPECT_TRUE(second.merged);
   ASSERT_OK_AND_ASSIGN(AccessTrace back, FetchTrace(*c, "app:v1"));
-  EXPECT_EQ(back.blocks, (std::vector<std::uint64_t>{10, 0, 7, 5}));
+  EXPECT_EQ(back.blocks, (std::vector<std::uint64_t>{10, 7, 0, 5}));
   EXPECT_EQ(back.blocks, AccessTrace::Merge(a, b).blocks);
   // The record refers to its blob's manifest, and is no blob itself for listings.
   ASSERT_OK_AND_ASSIGN(FetchedManifest m, c->GetManifest(first.tag));
