@@ -25,6 +25,10 @@ TREES = {
 EXTRA = os.environ.get("ORIGIN_BENCH_DAEMON_ARGS", "").split()
 # Extra lazyblobd flags for mode (d)'s recording node only.
 RECORD_EXTRA = os.environ.get("ORIGIN_BENCH_RECORD_ARGS", "").split()
+# Extra lazyblobd flags for mode (d)'s replaying node only.
+REPLAY_EXTRA = os.environ.get("ORIGIN_BENCH_REPLAY_ARGS", "").split()
+# A directory to keep each rep's recorded file in (rep<N>-<name>.trace), for study.
+KEEP_RECORDS = os.environ.get("ORIGIN_BENCH_KEEP_RECORDS", "")
 DAEMON = [LAZYBLOBD, "--threads", "8", "--log-level", "warn"] + EXTRA
 
 
@@ -118,14 +122,18 @@ def run_modes(a, proxy, rep):
     res["pull"] = {"ttfb_s": pull_s + local["ttfb_s"], "total_s": pull_s + local["total_s"],
                    "pull_s": pull_s, "bytes": b1 - b0, "requests": r1 - r0}
     shutil.rmtree(store, ignore_errors=True)
-    # (b) lazy from the registry, empty store and origin cache; (c) the same, warm.
+    # (b) lazy from the registry, empty store and origin cache; (c) the same, warm. Both
+    # with --no-trace-replay: from rep 1 on the registry holds a record, which plain lazy
+    # nodes would fetch and replay (until this was passed, reps 1+ of (b) were replays).
     cache = f"{a.work}/origin-{rep}"
     shutil.rmtree(cache, ignore_errors=True)
     for mode in ("lazy", "warm"):
         r0, b0 = proxy.counters()
-        m = replay(a.work, a.image, a.ranges, ["--origin", registry, "--origin-cache", cache])
+        m = replay(a.work, a.image, a.ranges, ["--origin", registry, "--origin-cache", cache,
+                                               "--no-trace-replay"])
         r1, b1 = proxy.counters()
-        res[mode] = {"ttfb_s": m["ttfb_s"], "total_s": m["total_s"], "bytes": b1 - b0,
+        res[mode] = {"ttfb_s": m["ttfb_s"], "total_s": m["total_s"],
+                     "mount_s": m.get("mount_s", 0), "bytes": b1 - b0,
                      "requests": r1 - r0, "kernel_reads": m.get("kernel_reads", 0),
                      "kernel_read_bytes": m.get("kernel_read_bytes", 0)}
     shutil.rmtree(cache, ignore_errors=True)
@@ -149,6 +157,8 @@ def run_modes(a, proxy, rep):
     os.makedirs(f"{a.work}/src/traces", exist_ok=True)
     for f in files:
         shutil.copy(f"{traces}/{f}", f"{a.work}/src/traces/{f}")
+        if KEEP_RECORDS:
+            shutil.copy(f"{traces}/{f}", f"{KEEP_RECORDS}/rep{rep}-{f}")
     push = subprocess.run([LAZYBLOB, "--store", f"{a.work}/src", "push", "--json", "--registry",
                            f"{a.upstream}/{a.repo}", "python"], check=True,
                           capture_output=True, text=True)
@@ -157,10 +167,11 @@ def run_modes(a, proxy, rep):
     cache = f"{a.work}/replay-{rep}"
     shutil.rmtree(cache, ignore_errors=True)
     r0, b0 = proxy.counters()
-    m = replay(a.work, a.image, a.ranges, ["--origin", registry, "--origin-cache", cache],
-               scrape=True)
+    m = replay(a.work, a.image, a.ranges,
+               ["--origin", registry, "--origin-cache", cache] + REPLAY_EXTRA, scrape=True)
     r1, b1 = proxy.counters()
-    res["replay"] = {"ttfb_s": m["ttfb_s"], "total_s": m["total_s"], "bytes": b1 - b0,
+    res["replay"] = {"ttfb_s": m["ttfb_s"], "total_s": m["total_s"],
+                     "mount_s": m.get("mount_s", 0), "bytes": b1 - b0,
                      "requests": r1 - r0, "record_chunks": trace.get("chunks", 0),
                      "kernel_reads": m.get("kernel_reads", 0),
                      "kernel_read_bytes": m.get("kernel_read_bytes", 0),
