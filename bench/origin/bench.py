@@ -343,26 +343,40 @@ def write_md(r, path):
               "a demand READ of a chunk under way joins that fetch, and one of a chunk not yet "
               "started sends its own request at once (it never queues behind replay). Replay's "
               "writes into the cache file still wait while a demand is in flight.", ""]
-    lines += ["| network | replay: bytes transferred (MiB) | chunks fetched ahead | time to "
-              "first byte (s) | link floor of its bytes (s) | start set (s) |",
-              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["| network | replay: bytes transferred (MiB) | chunks fetched ahead | mount (s), "
+              "lazy -> replay | time to first byte (s) | link floor of its bytes (s) | "
+              "start set (s) |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in r["settings"]:
         d = s["median"]["replay"]
         floor = d["bytes"] * 8 / (s["mbit"] * 1e6)
+        mounts = [statistics.median(run[m]["mount_s"] for run in s["runs"])
+                  if all("mount_s" in run[m] for run in s["runs"]) else None
+                  for m in ("lazy", "replay")]  # none before 2026-12-07
+        mount = "-" if None in mounts else f"{mounts[0]:.3f} -> {mounts[1]:.3f}"
         lines.append(f"| {s['rtt_ms']:g} ms / {s['mbit']:g} Mbit/s | {d['bytes'] / 2**20:.2f} | "
-                     f"{d.get('origin_fetched_ahead_chunks_total', 0):g} | {d['ttfb_s']:.3f} | "
-                     f"{floor:.2f} | {d['total_s']:.3f} |")
-    lines += ["", "Link floor: the replay node's bytes at the link rate. What the start spends "
-              "beyond time-to-first-byte plus that floor goes to the misses replay had not "
-              "written yet when the kernel asked (the READs column above): each waits for its "
-              "chunk's fetch, joined or its own. Bytes are not what binds: in a one-rep trial "
-              "(2026-12-07) with the recording node at `--write-ahead 0` "
-              "(ORIGIN_BENCH_RECORD_ARGS), the record fell from 767 to 267 chunks and the "
-              "replay node's bytes from 25.7 to 19.8 MB, yet its start took 1.54 s against "
-              "1.50 s, while the recording node's own start took 19.1 s instead of 3.5 s. The "
-              "record keeps every chunk the recording node wrote, its write-ahead windows "
-              "included, since on cachefiles the daemon cannot tell which of those the kernel "
-              "then read.", ""]
+                     f"{d.get('origin_fetched_ahead_chunks_total', 0):g} | {mount} | "
+                     f"{d['ttfb_s']:.3f} | {floor:.2f} | {d['total_s']:.3f} |")
+    lines += ["", "Link floor: the replay node's bytes at the link rate. Where the rest of "
+              "the 20 ms start goes (one-rep and three-rep trials of 2026-12-07, load under 1):",
+              "",
+              "- **Mount:** the replaying node's mount takes about 0.12 s longer than a plain "
+              "lazy one: at OPEN it fetches the blob's record from the registry (manifest, then "
+              "blob) after the chunk map, one round trip after another.",
+              "- **Bytes:** the record keeps every chunk the recording node wrote, its "
+              "write-ahead windows included (on cachefiles the daemon cannot tell which of "
+              "those the kernel then read), and merges add each start's own windows. With "
+              "`--write-ahead 0` on every node (ORIGIN_BENCH_DAEMON_ARGS) the record is the "
+              "exact start set, 267 chunks and 9.2 MB on the wire instead of about 26 MB, and "
+              "replay took 1.36 s (0.18x the pull); with it on the recording node only, 1.55 s. "
+              "Plain lazy at `--write-ahead 0` takes 19.4 s, so that is no default.",
+              "- **Merging:** records were once merged by relative rank, which zipped two "
+              "starts' runs into alternating chunks; fetch-ahead then sent 70 single-chunk "
+              "requests and replay took 1.9-2.3 s from the second rep on. The merge now keeps "
+              "the older record's order (store/FORMAT.md, \"Access traces\").",
+              "- **Earlier full runs** showed replay no faster than lazy: their lazy nodes "
+              "replayed the registry's record too. Lazy and warm now run with "
+              "`--no-trace-replay`.", ""]
     open(path, "w").write("\n".join(lines))
 
 
