@@ -96,3 +96,87 @@ sc_origin_mount_and_kill() {
   "$LAZYBLOB" --store "$CACHE.origin/store" verify >"$SC_DIR/verify.out" 2>&1 ||
     fail "the origin cache does not verify: $(tail -3 "$SC_DIR/verify.out" | tr '\n' ' ')"
 }
+
+# origin_node N ARGS...: lazyblobd number N of this scenario, a node of its own: its own
+# kernel cache dir and origin cache (node 1 uses $CACHE), its own log daemon.N.log.
+origin_node() {
+  _n=$1
+  shift
+  _dir=$CACHE
+  [ "$_n" = 1 ] || { _dir=$CACHE.$_n; mkdir -p "$_dir"; }
+  "$LAZYBLOBD" --origin http://127.0.0.1:5000/e2e --origin-cache "$CACHE.origin$_n" \
+    --origin-timeout 20 --cache-dir "$_dir" --log-level debug "$@" \
+    >>"$SC_DIR/daemon.$_n.log" 2>&1 &
+  DAEMON_PID=$!
+}
+
+# no_refused_writes N: the kernel refuses anon-fd writes until the cache file is attached
+# (ENOBUFS, "No buffer space available"); a daemon writing ahead of demand too early would
+# log such failures.
+no_refused_writes() {
+  if grep -q "No buffer space" "$SC_DIR/daemon.$1.log"; then
+    fail "node $1 wrote before the cache file was attached: $(grep -m1 "No buffer space" "$SC_DIR/daemon.$1.log")"
+  fi
+}
+
+# Issue 16 on the real kernel: node 1 records a start (every file read), the record goes
+# up with `lazyblob push`; node 2 (new kernel cache, empty origin cache) fetches it at OPEN
+# and replays it, writing only after the mount's first READ proved the cache file attached.
+# Node 3 does the same with --prefetch (the whole blob). Every file reads back right, and
+# no write ahead of demand is refused.
+register origin-record-replay 480
+sc_origin_record_replay() {
+  need_daemon
+  start_registry
+  push "$IMAGES/tree.erofs" "$FSID"
+  origin_node 1 --trace-record 600 --no-trace-replay --write-ahead 0
+  mount_retry "$FSID" "$MNT"
+  r=$(check_tree "$MNT" "$IMAGES/tree.manifest") || fail "node 1: $r"
+  umount "$MNT"
+  stop_daemon
+  [ "$DAEMON_RC" = 0 ] || fail "node 1 exit status $DAEMON_RC"
+  set -- "$CACHE.origin1/traces/"*.trace
+  [ -f "$1" ] || fail "node 1 saved no record: $(ls "$CACHE.origin1" | tr '\n' ' ')"
+  mkdir -p "$CACHE.build/traces"
+  cp "$1" "$CACHE.build/traces/"
+  "$LAZYBLOB" --store "$CACHE.build" push --registry http://127.0.0.1:5000/e2e "$FSID" --json \
+    >"$SC_DIR/push-record.json" 2>&1 || fail "pushing the record: $(tail -3 "$SC_DIR/push-record.json")"
+  chunks=$(tr -d ' \n' <"$SC_DIR/push-record.json" | sed -n 's/.*"trace":{[^}]*"chunks":\([0-9]*\).*/\1/p')
+  fact record_chunks "$chunks"
+  [ -n "$chunks" ] && [ "$chunks" -gt 0 ] || fail "push published no record: $(cat "$SC_DIR/push-record.json")"
+
+  origin_node 2 --metrics-listen 127.0.0.1:9172 --write-ahead 0
+  mount_retry "$FSID" "$MNT"
+  r=$(check_tree "$MNT" "$IMAGES/tree.manifest") || fail "node 2: $r"
+  scrape 9172
+  replayed=$(metric 'lazyblob_prefetch_bytes_total')
+  fact replayed_bytes "$replayed"
+  fact replay_hits "$(metric 'lazyblob_prefetch_hits_total')"
+  grep -q "access record of" "$SC_DIR/daemon.2.log" || fail "node 2 did not fetch the record"
+  [ "$replayed" -gt 0 ] || fail "node 2 replayed nothing"
+  umount "$MNT"
+  stop_daemon
+  [ "$DAEMON_RC" = 0 ] || fail "node 2 exit status $DAEMON_RC"
+  no_refused_writes 2
+
+  origin_node 3 --metrics-listen 127.0.0.1:9173 --prefetch --no-trace-replay --write-ahead 0
+  mount_retry "$FSID" "$MNT"
+  total=$("$LAZYBLOB" --store "$CACHE.build" stat "$FSID" --json | sed -n 's/.*"chunks": *\([0-9]*\).*/\1/p' | head -1)
+  _i=0
+  fetched=0
+  while [ $_i -lt 120 ]; do
+    scrape 9173
+    fetched=$(metric 'lazyblob_origin_chunks_total{result="fetched"')
+    [ "$fetched" -ge "$total" ] && break
+    usleep 500000
+    _i=$((_i + 1))
+  done
+  fact prefetched_chunks "$fetched of $total"
+  [ "$fetched" -ge "$total" ] || fail "node 3 prefetched $fetched of $total chunks in 60 s"
+  r=$(check_tree "$MNT" "$IMAGES/tree.manifest") || fail "node 3: $r"
+  umount "$MNT"
+  stop_daemon
+  [ "$DAEMON_RC" = 0 ] || fail "node 3 exit status $DAEMON_RC"
+  no_refused_writes 3
+  kill "$REGISTRY_PID"
+}
