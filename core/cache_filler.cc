@@ -183,7 +183,7 @@ FillRequest CacheFiller::PlanRange(const std::shared_ptr<CacheFile>& file, int f
   request.asked_end = offset + std::min(length, map.size);
   // The window goes out before the requester is answered, so a sequential reader's next
   // requests find it (docs/engine-measurements.md).
-  const std::uint64_t base = write_ahead_bytes_.load();
+  const std::uint64_t base = WriteAheadBase(*file);
   request.end = stopping() || base == 0 ? request.demand_end
                                         : file->NextWindow(request.first, request.demand_end, base,
                                                            base * kWindowGrowth);

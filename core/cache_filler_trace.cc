@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <string>
 #include <utility>
 
@@ -25,17 +26,37 @@ Status TraceOptions::Validate() const {
   if (record_window < std::chrono::milliseconds(0) || record_window > std::chrono::hours(1)) {
     return InvalidArgument("trace record window outside [0, 1 hour]");
   }
+  if (record_write_ahead_bytes > (1ull << 30)) {
+    return InvalidArgument("record_write_ahead_bytes above 1 GiB");
+  }
   if (replay_stop_after_off_record < 0) {
     return InvalidArgument("replay_stop_after_off_record is negative");
   }
   return Status();
 }
 
+std::future<std::shared_ptr<Result<AccessTrace>>> CacheFiller::LoadRecordAhead(
+    const std::string& blob_id) {
+  if (trace_.store == nullptr || (!trace_.replay && trace_.record_window.count() == 0)) {
+    return {};
+  }
+  return std::async(std::launch::async, [store = trace_.store, blob_id] {
+    // Behind a pointer: g++ 12 warned (-Wfree-nonheap-object) on the
+    // variant's destructor inlined through the future.
+    return std::make_shared<Result<AccessTrace>>(store->Load(blob_id));
+  });
+}
+
 bool CacheFiller::AttachTrace(CacheFile& file) {
-  if (trace_.store == nullptr) return false;
+  return AttachTrace(file, LoadRecordAhead(file.map().id));
+}
+
+bool CacheFiller::AttachTrace(CacheFile& file,
+                              std::future<std::shared_ptr<Result<AccessTrace>>> loading) {
+  if (!loading.valid()) return false;  // no store, or neither recording nor replay
   const BlobMap& map = file.map();
-  if (!trace_.replay && trace_.record_window.count() == 0) return false;
-  Result<AccessTrace> record = trace_.store->Load(map.id);
+  const std::shared_ptr<Result<AccessTrace>> loaded = loading.get();
+  const Result<AccessTrace>& record = *loaded;
   if (!record.ok() && record.status().code() != StatusCode::kNotFound) {
     Log(LogLevel::kWarn,
         "blob '" + map.id + "': access record not used: " + record.status().ToString());
@@ -62,6 +83,15 @@ void CacheFiller::NoteDemand(CacheFile& file, std::size_t first, std::size_t dem
   const FileTrace::Demand d = trace->NoteDemand(first, demand_end, end, Clock::now());
   if (d.prefetch_hit) stats_->PrefetchHit();
   if (d.record_due) SaveRecord(file);
+}
+
+std::uint64_t CacheFiller::WriteAheadBase(const CacheFile& file) const {
+  const std::uint64_t base = write_ahead_bytes_.load();
+  const FileTrace* trace = file.trace();
+  if (trace == nullptr) return base;
+  if (trace->replaying()) return trace->replay_running() ? 0 : base;
+  if (trace->Recording(Clock::now())) return std::min(base, trace_.record_write_ahead_bytes);
+  return base;
 }
 
 void CacheFiller::SaveRecord(CacheFile& file) {
@@ -126,6 +156,7 @@ void CacheFiller::Replay(const std::shared_ptr<CacheFile>& file, int fd) {
     bytes += run_bytes;
     k = end;
   }
+  trace.EndReplay();  // demands get their write-ahead windows back
   stats_->ReplayDone(SecondsSince(start));
   Log(LogLevel::kDebug,
       "blob '" + map.id + "': replay " + ended + " after " + std::to_string(bytes) + " bytes");

@@ -59,6 +59,12 @@ FileTrace::Demand FileTrace::NoteDemand(std::size_t first, std::size_t demand_en
   return d;
 }
 
+bool FileTrace::Recording(Clock::time_point now) const {
+  if (replaying_) return false;
+  MutexLock lock(&mu_);
+  return !taken_ && now < record_end_;
+}
+
 std::optional<AccessTrace> FileTrace::TakeRecord() {
   MutexLock lock(&mu_);
   if (replaying_ || taken_ || recorded_.empty()) return std::nullopt;

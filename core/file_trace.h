@@ -11,6 +11,7 @@
 #ifndef LAZYBLOB_CORE_FILE_TRACE_H_
 #define LAZYBLOB_CORE_FILE_TRACE_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +37,11 @@ class FileTrace {
                                               std::vector<std::size_t> order);
 
   bool replaying() const { return replaying_; }
+  // A replaying trace: true until its replay ended (EndReplay).
+  bool replay_running() const { return replay_running_.load(std::memory_order_acquire); }
+  void EndReplay() { replay_running_.store(false, std::memory_order_release); }
+  // A recording trace whose window is still open at `now` (and whose record is not taken).
+  bool Recording(Clock::time_point now) const LB_EXCLUDES(mu_);
   const std::vector<std::size_t>& replay_order() const { return order_; }
 
   struct Demand {
@@ -64,6 +70,7 @@ class FileTrace {
 
   const std::shared_ptr<const BlobMap> map_;
   const bool replaying_;
+  std::atomic<bool> replay_running_{true};
   Clock::time_point record_end_;
   std::vector<std::size_t> order_;  // replay: the record's chunks in order
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <future>
 #include <string>
 #include <utility>
 
@@ -274,6 +275,8 @@ void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) 
   }
   if (blob_id.empty()) return fail(EINVAL, "empty cookie key");
 
+  // The blob's access record loads meanwhile: from a registry, both cost round trips.
+  std::future<std::shared_ptr<Result<AccessTrace>>> record = filler_.LoadRecordAhead(blob_id);
   Result<OpenedBlob> blob = source_->OpenBlob(blob_id);
   if (!blob.ok()) {
     return fail(blob.status().code() == StatusCode::kNotFound ? ENOENT : EIO,
@@ -284,7 +287,7 @@ void RequestEngine::HandleOpen(OpenMessage message, Clock::time_point received) 
   object->object_id = message.object_id;
   object->anon_fd = std::make_shared<const UniqueFd>(std::move(message.anon_fd));
   object->file = std::make_shared<CacheFile>(std::move(*blob));
-  filler_.AttachTrace(*object->file);
+  filler_.AttachTrace(*object->file, std::move(record));
   InstallObject(object);
   stats_->OpenObjects(+1, blob_id);
   if (options_.read_observer != nullptr) options_.read_observer->ObjectOpened(blob_id);

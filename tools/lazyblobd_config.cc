@@ -70,6 +70,7 @@ EngineOptions DaemonConfig::engine() const {
   eo.trace.record_window = std::chrono::milliseconds(std::llround(trace_record_s * 1000));
   eo.trace.replay = trace_replay;
   eo.trace.replay_bytes_per_second = trace_replay_bandwidth;
+  eo.trace.record_write_ahead_bytes = trace_record_write_ahead;
   eo.trace.replay_stop_after_off_record = trace_replay_stop_after;
   return eo;
 }
@@ -177,6 +178,8 @@ const std::map<std::string, KeySpec>& Keys() {
       {"trace.record",
        {Kind::kSeconds, "--trace-record",
         [](C& c, const toml::node& n) { c.trace_record_s = *n.value<double>(); }}},
+      {"trace.record_write_ahead",
+       {Kind::kSize, "--trace-record-write-ahead", size(&C::trace_record_write_ahead)}},
       {"trace.replay", {Kind::kBool, "--no-trace-replay", boolean(&C::trace_replay)}},
       {"trace.replay_bandwidth",
        {Kind::kSize, "--trace-replay-bandwidth", size(&C::trace_replay_bandwidth)}},
@@ -452,7 +455,12 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
   bool no_supervisor = false;
   AddOptions(app, c, write_ahead, chunk_cache, no_supervisor);
   std::string replay_bandwidth = "0";
+  std::string record_write_ahead = std::to_string(c.trace_record_write_ahead);
   bool no_trace_replay = false;
+  app.add_option("--trace-record-write-ahead", record_write_ahead,
+                 "While a blob is recorded, demand write-ahead windows start from at most this "
+                 "many bytes (K/M/G): the record keeps what is written ahead, and every "
+                 "replaying node fetches it");
   app.add_option("--trace-replay-bandwidth", replay_bandwidth,
                  "Bytes per second a replay may write ahead of demand, and fetch ahead from "
                  "--origin (K/M/G; 0: unbounded)");
@@ -490,6 +498,11 @@ ParsedArgs ParseDaemonArgs(int argc, char** argv) {
     auto v = ParseByteSize(replay_bandwidth);
     if (!v.ok()) return fail("--trace-replay-bandwidth: " + v.status().message());
     c.trace_replay_bandwidth = *v;
+  }
+  if (app.count("--trace-record-write-ahead") != 0) {
+    auto v = ParseByteSize(record_write_ahead);
+    if (!v.ok()) return fail("--trace-record-write-ahead: " + v.status().message());
+    c.trace_record_write_ahead = *v;
   }
   if (no_trace_replay) c.trace_replay = false;
   if (no_supervisor) c.supervisor = false;

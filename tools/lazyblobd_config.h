@@ -52,7 +52,9 @@ struct DaemonConfig {
   OriginConfig origin;      // --origin*, [origin]: serve what the store lacks from a registry
   // Access traces ([trace] table; TraceOptions in core/cache_filler.h). Records are kept in
   // <store>/traces/ (an origin-only node: <origin cache>/traces/).
-  double trace_record_s = 0;                 // --trace-record: seconds after OPEN recorded; 0 = off
+  double trace_record_s = 0;  // --trace-record: seconds after OPEN recorded; 0 = off
+  std::uint64_t trace_record_write_ahead = TraceOptions{}.record_write_ahead_bytes;
+  //                       --trace-record-write-ahead: demand window cap while recording
   bool trace_replay = true;                  // --no-trace-replay turns replay at OPEN off
   std::uint64_t trace_replay_bandwidth = 0;  // --trace-replay-bandwidth: bytes/s; 0 = unbounded
   int trace_replay_stop_after = TraceOptions{}.replay_stop_after_off_record;

@@ -26,7 +26,7 @@ struct OriginConfig {
   int retries = 2;        // --origin-retries: extra attempts after a failed one (0..10)
   std::uint64_t max_request_bytes = 4ull << 20;  // --origin-max-request: coalescing bound
   std::uint64_t cache_bytes = 10ull << 30;       // --origin-cache-size: bound of cache_dir
-  int ahead_requests = 4;  // --origin-ahead-requests: replay's Range GETs in flight (1..64)
+  int ahead_requests = 16;  // --origin-ahead-requests: replay's Range GETs in flight (1..64)
 
   bool enabled() const { return !registry.empty(); }
   Status Validate() const;

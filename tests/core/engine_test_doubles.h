@@ -18,6 +18,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <new>
@@ -151,7 +152,18 @@ class FakeChunkSource final : public ChunkSource {
   // Burns CPU instead of sleeping (a decompression stand-in), per ReadChunk.
   void set_spin(std::chrono::microseconds d) { spin_us_ = d.count(); }
 
+  // Runs at the start of every OpenBlob, outside the double's lock (tests that order it).
+  void set_open_hook(std::function<void()> hook) {
+    std::lock_guard lock(mu_);
+    open_hook_ = std::move(hook);
+  }
   Result<OpenedBlob> OpenBlob(std::string_view blob_id) override {
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(mu_);
+      hook = open_hook_;
+    }
+    if (hook) hook();
     std::lock_guard lock(mu_);
     auto it = blobs_.find(std::string(blob_id));
     if (it == blobs_.end()) return NotFound("blob '" + std::string(blob_id) + "' not found");
@@ -257,6 +269,7 @@ class FakeChunkSource final : public ChunkSource {
   std::map<ChunkKey, bool> corrupt_;
   std::map<ChunkKey, bool> throw_;
   std::vector<std::vector<ChunkKey>> hints_;
+  std::function<void()> open_hook_;
   std::vector<AheadCall> ahead_calls_;
   std::map<ChunkKey, int> reads_;
   std::map<std::string, std::shared_ptr<BlobMap>> blobs_;
