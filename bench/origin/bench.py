@@ -358,18 +358,22 @@ def write_md(r, path):
                      f"{d.get('origin_fetched_ahead_chunks_total', 0):g} | {mount} | "
                      f"{d['ttfb_s']:.3f} | {floor:.2f} | {d['total_s']:.3f} |")
     lines += ["", "Link floor: the replay node's bytes at the link rate. Where the rest of "
-              "the 20 ms start goes (one-rep and three-rep trials of 2026-12-07, load under 1):",
+              "the 20 ms start goes (trials of 2026-12-07; the table's run was made at the loads "
+              "shown above, the bench's own processes included):",
               "",
-              "- **Mount:** the replaying node's mount takes about 0.12 s longer than a plain "
-              "lazy one: at OPEN it fetches the blob's record from the registry (manifest, then "
-              "blob) after the chunk map, one round trip after another.",
-              "- **Bytes:** the record keeps every chunk the recording node wrote, its "
-              "write-ahead windows included (on cachefiles the daemon cannot tell which of "
-              "those the kernel then read), and merges add each start's own windows. With "
-              "`--write-ahead 0` on every node (ORIGIN_BENCH_DAEMON_ARGS) the record is the "
-              "exact start set, 267 chunks and 9.2 MB on the wire instead of about 26 MB, and "
-              "replay took 1.36 s (0.18x the pull); with it on the recording node only, 1.55 s. "
-              "Plain lazy at `--write-ahead 0` takes 19.4 s, so that is no default.",
+              "- **What made replay fast (2026-12-07):** (1) the record's bytes: a record keeps "
+              "every chunk the recording node wrote ahead (on cachefiles the daemon cannot tell "
+              "which of those the kernel then read), so the recording node's write-ahead now "
+              "starts from at most 256 KiB while it records (`--trace-record-write-ahead`): 466 "
+              "chunks and about 15 MB instead of 770 and 26 MB, for a recording node about 1.5 s "
+              "slower (its own start, once per image); (2) while a replay runs, demands write "
+              "only their own chunks; (3) `--origin-ahead-requests` 16 instead of 4 (at 20 ms, "
+              "4 requests in flight left the fetch behind the reader); (4) the record loads "
+              "while the blob's map does, not after it (a replaying node's mount was 0.12 s "
+              "longer). In one-rep trials, (1)+(2)+(3) took replay from 1.5 s to 1.09 s.",
+              "- **Bytes:** with `--write-ahead 0` on every node (ORIGIN_BENCH_DAEMON_ARGS) the "
+              "record is the exact start set, 267 chunks and 9.2 MB on the wire; plain lazy then "
+              "takes 19.4 s, so that is no default.",
               "- **Merging:** records were once merged by relative rank, which zipped two "
               "starts' runs into alternating chunks; fetch-ahead then sent 70 single-chunk "
               "requests and replay took 1.9-2.3 s from the second rep on. The merge now keeps "
