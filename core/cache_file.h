@@ -107,7 +107,10 @@ class CacheFile {
   // The front end's file takes writes ahead of demand from now on (CacheFiller,
   // "Background writes"): a fanotify sparse file at once, a cachefiles object at its first
   // READ. Set before a demand fill, so that waiting background writers wake at its end.
-  void MarkWritable() { writable_.store(true, std::memory_order_release); }
+  // Called on every READ: a load, and a store only the first time.
+  void MarkWritable() {
+    if (!writable()) writable_.store(true, std::memory_order_release);
+  }
   bool writable() const { return writable_.load(std::memory_order_acquire); }
 
   // The front end no longer serves this file (CLOSE, unmount): no more work ahead of demand.

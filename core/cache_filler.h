@@ -74,10 +74,10 @@ struct TraceOptions {
   std::uint64_t record_write_ahead_bytes = 256 << 10;
   // At OPEN, a blob's record is replayed: its chunks written in order, ahead of demand, at
   // background priority, pausing while any demand request is in flight; a far-away source
-  // is asked to fetch them all ahead meanwhile (ChunkSource::FetchAhead). Default true.
+  // is asked to fetch them all ahead meanwhile (ChunkSource::FetchAhead). While a replay
+  // runs, a demand writes only its own chunks: the record says what the start reads next,
+  // and demand windows would only compete with it for the link. Default true.
   bool replay = true;
-  // While a replay runs, a demand writes only its own chunks: the record says what the start
-  // reads next, and demand windows would only compete with it for the link.
   // Replay writes at most this many (uncompressed) bytes per second, and asks a far-away
   // source to fetch at most this many (stored) bytes per second. 0 (the default): unbounded.
   std::uint64_t replay_bytes_per_second = 0;
@@ -212,6 +212,10 @@ class CacheFiller {
   // `file` should end.
   bool Throttle(const CacheFile& file, std::chrono::steady_clock::time_point start,
                 std::uint64_t bytes);
+  // A trace store is set and records are made or replayed.
+  bool TracesWanted() const;
+  // AttachTrace's work once the record (or kNotFound) is at hand.
+  bool AttachRecord(CacheFile& file, const Result<AccessTrace>& record);
   // Where a demand's write-ahead window starts: write_ahead_bytes, but none while a replay
   // runs, and at most TraceOptions::record_write_ahead_bytes while the file is recorded.
   std::uint64_t WriteAheadBase(const CacheFile& file) const;

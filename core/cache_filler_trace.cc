@@ -35,11 +35,13 @@ Status TraceOptions::Validate() const {
   return Status();
 }
 
+bool CacheFiller::TracesWanted() const {
+  return trace_.store != nullptr && (trace_.replay || trace_.record_window.count() > 0);
+}
+
 std::future<std::shared_ptr<Result<AccessTrace>>> CacheFiller::LoadRecordAhead(
     const std::string& blob_id) {
-  if (trace_.store == nullptr || (!trace_.replay && trace_.record_window.count() == 0)) {
-    return {};
-  }
+  if (!TracesWanted()) return {};
   return std::async(std::launch::async, [store = trace_.store, blob_id] {
     // Behind a pointer: g++ 12 warned (-Wfree-nonheap-object) on the
     // variant's destructor inlined through the future.
@@ -48,15 +50,18 @@ std::future<std::shared_ptr<Result<AccessTrace>>> CacheFiller::LoadRecordAhead(
 }
 
 bool CacheFiller::AttachTrace(CacheFile& file) {
-  return AttachTrace(file, LoadRecordAhead(file.map().id));
+  if (!TracesWanted()) return false;
+  return AttachRecord(file, trace_.store->Load(file.map().id));  // on this thread
 }
 
 bool CacheFiller::AttachTrace(CacheFile& file,
                               std::future<std::shared_ptr<Result<AccessTrace>>> loading) {
   if (!loading.valid()) return false;  // no store, or neither recording nor replay
+  return AttachRecord(file, *loading.get());
+}
+
+bool CacheFiller::AttachRecord(CacheFile& file, const Result<AccessTrace>& record) {
   const BlobMap& map = file.map();
-  const std::shared_ptr<Result<AccessTrace>> loaded = loading.get();
-  const Result<AccessTrace>& record = *loaded;
   if (!record.ok() && record.status().code() != StatusCode::kNotFound) {
     Log(LogLevel::kWarn,
         "blob '" + map.id + "': access record not used: " + record.status().ToString());
